@@ -1,0 +1,207 @@
+"""Configuration: one endpoint per role plus the environment's options.
+
+Values come from keyword arguments first, then ``TRUSTEE_*`` environment variables, then
+defaults. Env-wide endpoint settings (``TRUSTEE_BASE_URL``, ``TRUSTEE_MODEL``, ...) apply to
+every role; per-role overrides use ``TRUSTEE_<ROLE>_<FIELD>``, for example
+``TRUSTEE_JUDGE_MODEL=Qwen/Qwen3-8B`` or ``TRUSTEE_TOOL_BASE_URL=http://10.0.0.2:8000/v1``.
+
+Example:
+    >>> from trustee_env.config import TrusteeConfig
+    >>> cfg = TrusteeConfig(base_url="http://127.0.0.1:8000/v1", judge={"model": "big"})
+    >>> cfg.endpoint("judge").model
+    'big'
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from trustee_env.errors import ConfigError
+from trustee_env.schemas import Role
+
+__all__ = ["ROLE_DEFAULTS", "EndpointConfig", "RoleOverride", "TrusteeConfig", "make_config"]
+
+ResponseFormat = Literal["auto", "json_schema", "json_object"]
+CacheMode = Literal["off", "read_write", "replay_only"]
+ToolFormat = Literal["native", "hermes", "llama3", "mistral", "pythonic"]
+
+
+class EndpointConfig(BaseModel):
+    """Everything needed to call one OpenAI-compatible endpoint for one role."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str | list[str] | None = Field(
+        default=None, description="OpenAI-compatible base URL ending in /v1 (a list spreads load over several)."
+    )
+    model: str | None = Field(default=None, description="Model name; None asks the server's /v1/models.")
+    api_key: str = Field(default="EMPTY", repr=False)
+    timeout: float = Field(default=120.0, gt=0, description="Seconds per request.")
+    max_retries: int = Field(default=3, ge=0, description="Retries on 429/5xx/timeouts/connection errors.")
+    max_repairs: int = Field(default=2, ge=0, description="Re-asks after an answer fails its schema.")
+    concurrency: int = Field(default=64, ge=1, description="Requests in flight to this endpoint, per process.")
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    max_tokens: int = Field(default=512, ge=1)
+    response_format: ResponseFormat = Field(
+        default="auto",
+        description="'json_schema' (OpenAI, vLLM, llama-server), 'json_object' with schema (llama-cpp-python), "
+        "or 'auto' (try json_schema, fall back once).",
+    )
+    chat_template_kwargs: dict[str, Any] | None = Field(
+        default=None, description="Sent as extra_body (e.g. {'enable_thinking': False} for Qwen3 on vLLM)."
+    )
+
+
+class RoleOverride(BaseModel):
+    """Per-role settings; unset fields fall back to the env-wide ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | list[str] | None = None
+    model: str | None = None
+    api_key: str | None = None
+    timeout: float | None = None
+    max_retries: int | None = None
+    max_repairs: int | None = None
+    concurrency: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    response_format: ResponseFormat | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
+
+
+# Role-specific defaults: the judge is deterministic, the task generator needs room.
+ROLE_DEFAULTS: dict[Role, dict[str, Any]] = {
+    Role.TASK_GENERATOR: {"max_tokens": 1024, "temperature": 0.8},
+    Role.USER: {"max_tokens": 200, "temperature": 0.7},
+    Role.TOOL: {"max_tokens": 512, "temperature": 0.3},
+    Role.JUDGE: {"max_tokens": 400, "temperature": 0.0},
+    Role.POLICY: {"max_tokens": 300, "temperature": 0.7},
+}
+_ENDPOINT_FIELDS = tuple(RoleOverride.model_fields)
+
+
+class TrusteeConfig(BaseSettings):
+    """All settings of a Trustee environment.
+
+    Every field can be passed as a keyword argument to ``gym.make("Trustee-v0", ...)`` or set
+    as ``TRUSTEE_<FIELD>``; role overrides (``task_generator``, ``user``, ``tool``, ``judge``,
+    ``policy``) also read ``TRUSTEE_<ROLE>_<FIELD>``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TRUSTEE_", extra="forbid", validate_default=True)
+
+    # Env-wide endpoint defaults.
+    base_url: str | list[str] | None = Field(
+        default=None, description="Endpoint for every role; None starts (or reuses) the embedded local server."
+    )
+    model: str | None = None
+    api_key: str = Field(default="EMPTY", repr=False)
+    timeout: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=3, ge=0)
+    max_repairs: int = Field(default=2, ge=0)
+    concurrency: int = Field(default=64, ge=1)
+    response_format: ResponseFormat = "auto"
+    chat_template_kwargs: dict[str, Any] | None = None
+
+    task_generator: RoleOverride = Field(default_factory=RoleOverride)
+    user: RoleOverride = Field(default_factory=RoleOverride)
+    tool: RoleOverride = Field(default_factory=RoleOverride)
+    judge: RoleOverride = Field(default_factory=RoleOverride)
+    policy: RoleOverride = Field(default_factory=RoleOverride)
+
+    # Episode options.
+    difficulty: float = Field(default=30.0, ge=1, le=100, description="Difficulty D in [1, 100].")
+    aspects: dict[str, Any] | None = Field(default=None, description="Pinned difficulty aspects (see Aspects).")
+    tool_format: ToolFormat = Field(
+        default="native", description="How the policy writes tool calls; non-native formats add instructions."
+    )
+    reward_mode: Literal["ternary", "graded"] = "ternary"
+    max_steps: int | None = Field(default=None, ge=1, description="Policy messages per episode; None derives it.")
+    max_tool_calls: int | None = Field(default=None, ge=1, description="Tool calls per episode; None derives it.")
+    catalog: str | None = Field(default=None, description="Path to a tool catalog; None uses the bundled one.")
+    ungrounded_arguments: Literal["reject", "relax"] = Field(
+        default="reject",
+        description="An expected exact/normalized argument the user could not know: reject the task (retry) or "
+        "relax its matcher to 'any'.",
+    )
+    task_attempts: int = Field(default=3, ge=1, description="Fresh task generations before a task sim_fault.")
+
+    # Record/replay and trajectories.
+    cache_path: str | None = Field(default=None, description="sqlite file of the record/replay cache.")
+    cache_mode: CacheMode = "off"
+    trajectory_path: str | None = Field(default=None, description="JSONL file; every finished episode is appended.")
+    raise_on_sim_fault: bool = False
+
+    # Embedded server (used only when base_url is None).
+    server_engine: Literal["auto", "llama-server", "llama-cpp-python", "vllm"] = "auto"
+    server_parallel: int = Field(default=1, ge=1, description="Slots of the embedded server.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _role_env_overrides(cls, data: Any) -> Any:
+        """Read TRUSTEE_<ROLE>_<FIELD> for role fields not given as keyword arguments."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for role in Role:
+            given = data.get(role.value)
+            given = dict(given) if isinstance(given, dict) else (given.model_dump(exclude_none=True) if given else {})
+            for field in _ENDPOINT_FIELDS:
+                env_value = os.environ.get(f"TRUSTEE_{role.value.upper()}_{field.upper()}")
+                if env_value is not None and field not in given:
+                    given[field] = env_value
+            data[role.value] = given
+        return data
+
+    @model_validator(mode="after")
+    def _cache_needs_a_path(self) -> TrusteeConfig:
+        if self.cache_mode != "off" and not self.cache_path:
+            raise ValueError(f"cache_mode={self.cache_mode!r} needs cache_path (a sqlite file to read and write)")
+        return self
+
+    def endpoint(self, role: Role | str) -> EndpointConfig:
+        """The resolved endpoint of one role: role override > env-wide setting > role default."""
+        role = Role(role)
+        override: RoleOverride = getattr(self, role.value)
+        values: dict[str, Any] = {}
+        for field in _ENDPOINT_FIELDS:
+            role_value = getattr(override, field)
+            if role_value is not None:
+                values[field] = role_value
+            elif field in ROLE_DEFAULTS[role]:
+                values[field] = ROLE_DEFAULTS[role][field]
+            elif field in type(self).model_fields:
+                values[field] = getattr(self, field)
+        return EndpointConfig(**values)
+
+
+def make_config(config: TrusteeConfig | None = None, **kwargs: Any) -> TrusteeConfig:
+    """Build a config from keyword arguments, turning validation errors into one clear ConfigError."""
+    if config is not None:
+        if not kwargs:
+            return config
+        merged = config.model_dump(exclude_unset=True)
+        merged.update(kwargs)
+        kwargs = merged
+    try:
+        return TrusteeConfig(**kwargs)
+    except ValidationError as err:
+        lines = []
+        for error in err.errors():
+            loc = ".".join(str(part) for part in error["loc"]) or "config"
+            if error["type"] == "extra_forbidden":
+                known = list(TrusteeConfig.model_fields) + list(_ENDPOINT_FIELDS)
+                close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                lines.append(f"unknown option {loc!r}.{hint}")
+            else:
+                lines.append(f"{loc}: {error['msg']} (got {error.get('input')!r})")
+        raise ConfigError("invalid Trustee configuration: " + "; ".join(lines)) from None

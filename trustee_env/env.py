@@ -1,0 +1,232 @@
+"""``TrusteeToolEnv``: one fully simulated tool-use episode as a Gymnasium environment.
+
+## Description
+A simulated user asks the agent (your policy) for help; the agent may call the offered
+tools, which a language model simulates against a JSON world state; when the episode ends
+a judge scores the trajectory. Task, user, tools and judge are all played by LMs behind
+OpenAI-compatible endpoints.
+
+## Action Space
+:class:`~trustee_env.spaces.ChatAction`: one assistant message, as an OpenAI-shaped dict
+(``{"role": "assistant", "content": str, "tool_calls": [...]}``), the raw model text (str),
+or an OpenAI SDK ``ChatCompletionMessage``. Tool calls may be native ``tool_calls`` or
+written in the text (Hermes ``<tool_call>``, Llama-3 JSON, Mistral ``[TOOL_CALLS]``,
+pythonic ``f(a=1)``); set ``tool_format`` to teach a non-native policy one syntax.
+
+## Observation Space
+:class:`~trustee_env.spaces.ChatObservation`: ``{"messages": [...], "tools": [...]}``, usable
+as is: ``client.chat.completions.create(model=..., messages=obs["messages"], tools=obs["tools"])``.
+
+## Rewards
+0 on every step but the last; at the end, the judge's reward: in {-1, 0, 1}
+(``reward_mode="ternary"``) or in [-1, 1] (``"graded"``), capped by deterministic checks.
+
+## Episode End
+- ``terminated``: the simulated user is satisfied or gives up.
+- ``truncated``: the step or tool-call budget ran out (judge still runs, reward <= 0), or a
+  simulator failed after its retries (reward 0, ``info["sim_fault"]`` set, no judge).
+
+## Info
+| key | when | meaning |
+|---|---|---|
+| ``task_id`` | always | content hash of the task |
+| ``turn`` | always | policy messages so far |
+| ``difficulty``, ``aspects`` | always | the task's difficulty knobs |
+| ``parse_errors`` | always | unreadable tool calls so far |
+| ``tool_calls`` | always | tool calls so far |
+| ``usage`` | always | per role: calls, prompt/completion tokens, repairs |
+| ``sim_fault`` | always | None, or ``{"role", "reason", "attempts", "message"}`` |
+| ``verdict``, ``task`` | final step | the judge's verdict; the task (hidden intent revealed) |
+| ``termination``, ``world_state`` | final step | why it ended; the final world state |
+
+Latency and cache hits are not in ``info`` (two identical seeded steps must give equal
+info); see ``env.unwrapped.stats`` and the JSONL trajectories.
+
+## Arguments
+Every field of :class:`~trustee_env.config.TrusteeConfig`, as keywords (``base_url``,
+``model``, ``difficulty``, ``tool_format``, per-role overrides such as
+``judge={"model": ...}``, ...), plus ``catalog`` (a :class:`~trustee_env.catalog.Catalog` or
+path) and ``curriculum``.
+
+## Version History
+- v0: first release.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from trustee_env._portal import portal
+from trustee_env.catalog import Catalog
+from trustee_env.config import TrusteeConfig, make_config
+from trustee_env.difficulty import aspects_for
+from trustee_env.episode import Episode, Roles, StepOutput
+from trustee_env.llm.cache import ResponseCache
+from trustee_env.llm.client import LLMClient
+from trustee_env.llm.usage import Usage
+from trustee_env.roles import Judge, TaskGenerator, ToolSimulator, UserSimulator
+from trustee_env.schemas import Aspects, Role, Task
+from trustee_env.spaces import ChatAction, ChatObservation
+from trustee_env.trajectory import append_trajectory
+from trustee_env.viewer import render_episode
+
+__all__ = ["TrusteeToolEnv", "build_roles", "resolve_catalog", "resolve_config"]
+
+logger = logging.getLogger("trustee_env")
+
+
+def resolve_config(config: TrusteeConfig | None = None, **kwargs: Any) -> TrusteeConfig:
+    """Build the config and fill in ``base_url`` from the embedded server when none is given."""
+    cfg = make_config(config, **kwargs)
+    if cfg.base_url is None and any(getattr(cfg, r.value).base_url is None for r in Role if r is not Role.POLICY):
+        from trustee_env.serve.managed import ensure_embedded_server
+
+        server = ensure_embedded_server(engine=cfg.server_engine, parallel=cfg.server_parallel)
+        cfg = cfg.model_copy(update={"base_url": server.base_url, "model": cfg.model or server.model_name})
+    return cfg
+
+
+def resolve_catalog(catalog: Catalog | str | None, config: TrusteeConfig) -> Catalog:
+    """A Catalog from an object, a path, the config's ``catalog`` path, or the bundled default."""
+    if isinstance(catalog, Catalog):
+        return catalog
+    source = catalog or config.catalog
+    return Catalog.load(source) if source else Catalog.default()
+
+
+def build_roles(config: TrusteeConfig, cache: ResponseCache | None = None) -> Roles:
+    """The four simulator roles, each on its own resolved endpoint."""
+
+    def client(role: Role) -> LLMClient:
+        return LLMClient(role.value, config.endpoint(role), cache=cache)
+
+    return Roles(
+        task_generator=TaskGenerator(client(Role.TASK_GENERATOR), ungrounded=config.ungrounded_arguments),
+        user=UserSimulator(client(Role.USER)),
+        tool=ToolSimulator(client(Role.TOOL)),
+        judge=Judge(client(Role.JUDGE), mode=config.reward_mode),
+    )
+
+
+class TrusteeToolEnv(gym.Env[dict[str, Any], Any]):
+    """A tool-use episode whose task, user, tools and judge are simulated by a language model."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"], "render_fps": 4}
+
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        *,
+        config: TrusteeConfig | None = None,
+        catalog: Catalog | str | None = None,
+        curriculum: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        self.render_mode = render_mode
+        self.config = resolve_config(config, **kwargs)
+        self.catalog = resolve_catalog(catalog, self.config)
+        self.cache = (
+            ResponseCache(self.config.cache_path, self.config.cache_mode)
+            if self.config.cache_mode != "off" and self.config.cache_path
+            else None
+        )
+        self.roles = build_roles(self.config, self.cache)
+        self.curriculum = _make_curriculum(curriculum)
+        self.action_space = ChatAction()
+        self.observation_space = ChatObservation()
+        self.episode = Episode(self.roles, self.config, self.catalog)
+        self.stats: dict[str, Any] = {"episodes": 0, "sim_faults": 0, "usage": Usage()}
+
+    # ------------------------------------------------------------------ Gymnasium API
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Start a new episode (generates its task). See the class docstring for ``options``."""
+        super().reset(seed=seed)
+        episode_seed, kwargs = self._episode_settings(seed, options)
+        return portal().run(lambda: self.episode.reset(seed=episode_seed, **kwargs))
+
+    def step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        """Send one policy message; returns ``(obs, reward, terminated, truncated, info)``."""
+        out = portal().run(lambda: self.episode.step(action))
+        return self._after_step(out)
+
+    async def areset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``reset`` on the caller's event loop (for async trainers and many episodes in flight)."""
+        super().reset(seed=seed)
+        episode_seed, kwargs = self._episode_settings(seed, options)
+        return await self.episode.reset(seed=episode_seed, **kwargs)
+
+    async def astep(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        """``step`` on the caller's event loop."""
+        return self._after_step(await self.episode.step(action))
+
+    def render(self) -> str | None:
+        """``ansi``: the transcript as text; ``human``: print it."""
+        text = render_episode(self.episode)
+        if self.render_mode == "human":
+            print(text)
+            return None
+        return text
+
+    def close(self) -> None:
+        """Release the cache connection."""
+        if self.cache is not None:
+            self.cache.close()
+        super().close()
+
+    # ------------------------------------------------------------------ internals
+
+    def _episode_settings(self, seed: int | None, options: dict[str, Any] | None) -> tuple[int, dict[str, Any]]:
+        options = dict(options or {})
+        unknown = set(options) - {"difficulty", "aspects", "task"}
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {sorted(unknown)}; known: difficulty, aspects, task")
+        episode_seed = int(seed) if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
+        task = options.get("task")
+        if task is not None and not isinstance(task, Task):
+            task = Task.model_validate(task)
+        pinned = {**(self.config.aspects or {}), **(options.get("aspects") or {})}
+        difficulty = float(options.get("difficulty", self.config.difficulty))
+        if self.curriculum is not None and "difficulty" not in options:
+            difficulty, aspects = self.curriculum.task_settings(np.random.default_rng(episode_seed), pinned=pinned)
+        else:
+            aspects = aspects_for(difficulty, pinned)
+        if not isinstance(aspects, Aspects):
+            aspects = Aspects.model_validate(aspects)
+        return episode_seed, {"difficulty": difficulty, "aspects": aspects, "task": task}
+
+    def _after_step(self, out: StepOutput) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        if out.terminated or out.truncated:
+            self._finish_episode(out)
+        return out.observation, out.reward, out.terminated, out.truncated, out.info
+
+    def _finish_episode(self, out: StepOutput) -> None:
+        self.stats["episodes"] += 1
+        self.stats["sim_faults"] += int(out.info.get("sim_fault") is not None)
+        self.stats["usage"].merge(self.episode.usage)
+        record = self.episode.trajectory()
+        self.stats["last_timings"] = record["timings"]
+        if self.curriculum is not None and out.info.get("sim_fault") is None:
+            self.curriculum.observe(out.reward, record["aspects"])
+        if self.config.trajectory_path:
+            append_trajectory(self.config.trajectory_path, record)
+
+
+def _make_curriculum(curriculum: Any) -> Any:
+    if curriculum is None:
+        return None
+    if isinstance(curriculum, str):
+        from trustee_env.curriculum import make_curriculum
+
+        return make_curriculum(curriculum)
+    return curriculum

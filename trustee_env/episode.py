@@ -1,0 +1,423 @@
+"""One episode as an async state machine, independent of Gymnasium.
+
+```
+reset ─► task (generated, or given by a GRPO group) ─► AWAITING_AGENT
+step(assistant message)
+  ├─ parse errors      ─► feedback tool messages (never exceptions)
+  ├─ tool calls        ─► code validates arguments ─► ToolSimulator ─► result + state patch
+  ├─ text reply        ─► UserSimulator ─► reply | done
+  └─ end (user done / budget / sim fault) ─► checks + Judge ─► DONE
+```
+
+The episode owns its budget (DESIGN, decision 2): user done -> terminated; step or
+tool-call budget -> truncated with the judge still run and the reward capped at 0;
+simulator failure -> truncated, reward 0, ``sim_fault``, no judge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import difflib
+import json
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import numpy as np
+from jsonschema import Draft202012Validator
+
+from trustee_env.catalog import Catalog
+from trustee_env.checks import CallRecord, run_checks
+from trustee_env.config import TrusteeConfig
+from trustee_env.difficulty import budget_for
+from trustee_env.errors import EpisodeStateError, LLMError
+from trustee_env.llm.usage import Usage
+from trustee_env.parsing import parse_message
+from trustee_env.prompts import fence, render
+from trustee_env.roles import Judge, TaskGenerator, ToolSimulator, UserSimulator, Verdict
+from trustee_env.schemas import Aspects, Role, Task, ToolCall, canonical_json, content_hash
+
+__all__ = ["Episode", "Phase", "Roles", "StepOutput", "as_assistant_message", "derive_seed"]
+
+ACTION_SHAPES = (
+    "an assistant message dict {'role': 'assistant', 'content': str, 'tool_calls': [...]}, "
+    "a str of raw model text, or an OpenAI ChatCompletionMessage"
+)
+
+
+class Phase(str, Enum):
+    """Where an episode is in its life."""
+
+    NEW = "new"
+    """Created; ``reset`` not called yet."""
+    AWAITING_AGENT = "awaiting_agent"
+    """Waiting for the policy's next message."""
+    DONE = "done"
+    """Ended (terminated or truncated); only ``reset`` is allowed."""
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 31-bit seed from any JSON-able parts: stable across processes (no ``hash()`` salt)."""
+    return int(content_hash(list(parts), length=8), 16) & 0x7FFFFFFF
+
+
+def as_assistant_message(action: Any) -> dict[str, Any]:
+    """Normalise an action into an OpenAI assistant message dict, or raise TypeError.
+
+    Accepts a dict, a str (raw model text) or an object with ``model_dump`` (OpenAI SDK).
+    ``content`` is always a str: llama-cpp-python answers HTTP 500 to ``content: null``.
+    """
+    if isinstance(action, str):
+        return {"role": "assistant", "content": action}
+    if hasattr(action, "model_dump") and not isinstance(action, dict):
+        action = action.model_dump(exclude_none=True)
+    if not isinstance(action, dict):
+        raise TypeError(f"action must be {ACTION_SHAPES}; got {type(action).__name__}")
+    role = action.get("role", "assistant")
+    if role != "assistant":
+        raise TypeError(f"action must be an assistant message (role 'assistant'), got role {role!r}")
+    content = action.get("content")
+    if isinstance(content, list):  # content parts
+        content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    elif content is not None and not isinstance(content, str):
+        raise TypeError(f"action['content'] must be a str or None, got {type(content).__name__}")
+    message: dict[str, Any] = {"role": "assistant", "content": content or ""}
+    tool_calls = action.get("tool_calls")
+    if tool_calls:
+        if not isinstance(tool_calls, list):
+            raise TypeError(f"action['tool_calls'] must be a list, got {type(tool_calls).__name__}")
+        message["tool_calls"] = tool_calls
+    return message
+
+
+@dataclass
+class Roles:
+    """The four simulator roles an episode uses."""
+
+    task_generator: TaskGenerator
+    user: UserSimulator
+    tool: ToolSimulator
+    judge: Judge
+
+
+@dataclass
+class StepOutput:
+    """What ``Episode.step`` returns (Gymnasium's five-tuple, as fields)."""
+
+    observation: dict[str, Any]
+    reward: float
+    terminated: bool
+    truncated: bool
+    info: dict[str, Any]
+
+
+class Episode:
+    """One simulated tool-use episode.
+
+    Args:
+        roles: the simulator roles.
+        config: the environment's settings (budgets, tool format, trajectories).
+        catalog: the tool pool tasks are drawn from.
+        member: index inside a GRPO group (seeds each member's simulators apart).
+    """
+
+    def __init__(self, roles: Roles, config: TrusteeConfig, catalog: Catalog, *, member: int = 0) -> None:
+        self.roles = roles
+        self.config = config
+        self.catalog = catalog
+        self.member = member
+        self.phase = Phase.NEW
+        self.task: Task | None = None
+        self.usage = Usage()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def reset(
+        self,
+        *,
+        seed: int,
+        difficulty: float,
+        aspects: Aspects,
+        task: Task | None = None,
+        task_future: asyncio.Future[Task] | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Start a new episode: generate (or take) a task and return ``(observation, info)``."""
+        self._loop = asyncio.get_running_loop()
+        self.seed = seed
+        self.phase = Phase.AWAITING_AGENT
+        self.usage = Usage()
+        self.step_index = 0
+        self.parse_errors = 0
+        self.records: list[CallRecord] = []
+        self.transcript: list[str] = []
+        self.messages: list[dict[str, Any]] = []
+        self.sim_fault: dict[str, Any] | None = None
+        self.verdict: Verdict | None = None
+        self.termination: str | None = None
+        self.reward = 0.0
+        self.started = time.perf_counter()
+        self.finished: float | None = None
+        self.busy_s = 0.0
+        self._role_calls: dict[str, int] = {}
+        self.task = task
+        self.difficulty = float(difficulty)
+        self.aspects = aspects
+        if task is None:
+            try:
+                self.task = await (
+                    task_future if task_future is not None else self._generate_task(seed, difficulty, aspects)
+                )
+            except LLMError as err:
+                self._fault(err)
+        if self.task is not None:
+            self.aspects = self.task.aspects
+            self.difficulty = self.task.difficulty
+            self.state = copy.deepcopy(self.task.initial_state)
+            default_steps, default_calls = budget_for(self.task.aspects)
+            self.max_steps = self.config.max_steps or default_steps
+            self.max_tool_calls = self.config.max_tool_calls or default_calls
+            self.messages = [
+                {"role": "system", "content": self._system_prompt(self.task)},
+                {"role": "user", "content": self.task.first_query},
+            ]
+            self.transcript.append(f"[user] {self.task.first_query}")
+        self.busy_s = time.perf_counter() - self.started
+        info = self._info()
+        if self.sim_fault is not None:
+            info["sim_fault"] = dict(self.sim_fault)
+        return self.observation(), info
+
+    async def _generate_task(self, seed: int, difficulty: float, aspects: Aspects) -> Task:
+        last: LLMError | None = None
+        for attempt in range(self.config.task_attempts):
+            task_seed = derive_seed(seed, "task", attempt)
+            rng = np.random.default_rng(task_seed)
+            tools = self.catalog.sample(rng, aspects.num_tools)
+            try:
+                return await self.roles.task_generator.generate(
+                    tools, aspects, difficulty=difficulty, seed=task_seed, usage=self.usage
+                )
+            except LLMError as err:
+                last = err
+        assert last is not None
+        raise last
+
+    def _system_prompt(self, task: Task) -> str:
+        if self.config.tool_format == "native":
+            return task.system_prompt
+        tools = [tool.to_openai() for tool in task.tools]
+        return task.system_prompt + "\n\n" + render(f"policy_tools_{self.config.tool_format}.j2", tools=tools).strip()
+
+    def _check_phase(self) -> None:
+        if self.phase is Phase.NEW:
+            raise EpisodeStateError("step() called before reset(): call reset() to start an episode")
+        if self.phase is Phase.DONE:
+            raise EpisodeStateError(
+                f"step() called after the episode ended ({self.termination}); call reset() to start a new one"
+            )
+        if self._loop is not None and self._loop is not asyncio.get_running_loop():
+            raise EpisodeStateError(
+                "this episode was started on another event loop; drive it with the same API (sync or async) throughout"
+            )
+
+    # ------------------------------------------------------------------ the step
+
+    async def step(self, action: Any) -> StepOutput:
+        """Apply one policy message and return what comes back."""
+        message = as_assistant_message(action)
+        self._check_phase()
+        started = time.perf_counter()
+        try:
+            return await self._step(message)
+        finally:
+            self.busy_s += time.perf_counter() - started
+
+    async def _step(self, message: dict[str, Any]) -> StepOutput:
+        if self.task is None:  # the task itself could not be generated
+            return await self._end("sim_fault", truncated=True)
+        task = self.task
+        self.step_index += 1
+        self.messages.append(message)
+        parsed = parse_message(message, step=self.step_index, tool_format=self.config.tool_format)
+        self.parse_errors += len(parsed.errors)
+        if parsed.text:
+            self.transcript.append(f"[assistant] {fence(parsed.text)}")
+
+        for error in parsed.errors:
+            self._tool_message(error.call_id, f"Error: {error.message}")
+            self.transcript.append(f"[env] step {self.step_index}: unreadable tool call ({error.format})")
+
+        for index, call in enumerate(parsed.calls):
+            if len(self.records) >= self.max_tool_calls:
+                self._tool_message(call.id, f"Error: tool-call budget of {self.max_tool_calls} calls exhausted.")
+                return await self._end("tool_budget", truncated=True)
+            try:
+                await self._run_call(task, call, index)
+            except LLMError as err:
+                self._fault(err)
+                return await self._end("sim_fault", truncated=True)
+
+        if not parsed.calls and not parsed.errors:
+            try:
+                turn = await self.roles.user.reply(
+                    task, self.transcript, seed=self._seed_for(Role.USER), usage=self.usage
+                )
+            except LLMError as err:
+                self._fault(err)
+                return await self._end("sim_fault", truncated=True)
+            self.messages.append({"role": "user", "content": turn.message})
+            self.transcript.append(f"[user] {turn.message}")
+            if turn.done:
+                return await self._end(f"user_{turn.status}", truncated=False)
+
+        if self.step_index >= self.max_steps:
+            return await self._end("step_budget", truncated=True)
+        return StepOutput(self.observation(), 0.0, False, False, self._info())
+
+    async def _run_call(self, task: Task, call: ToolCall, index: int) -> None:
+        step = self.step_index
+        label = f"step {step} #{index} {call.name}"
+        spec = task.tool(call.name)
+        if spec is None:
+            names = [tool.name for tool in task.tools]
+            close = difflib.get_close_matches(call.name, names, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            error = f"Error: unknown tool {call.name!r}.{hint} Available tools: {', '.join(names)}."
+            self.records.append(CallRecord(step=step, index=index, call=call, status="unknown_tool", error=error))
+            self._tool_message(call.id, error)
+            self.transcript.append(f"[assistant calls] {label}({fence(call.canonical_arguments())}) -> unknown tool")
+            return
+        problems = [
+            f"{'/'.join(str(p) for p in err.absolute_path) or 'arguments'}: {err.message}"
+            for err in Draft202012Validator(spec.parameters).iter_errors(call.arguments)
+        ]
+        if problems:
+            error = f"Error: invalid arguments for {call.name}: " + "; ".join(problems[:5])
+            self.records.append(CallRecord(step=step, index=index, call=call, status="invalid_arguments", error=error))
+            self._tool_message(call.id, error)
+            self.transcript.append(
+                f"[assistant calls] {label}({fence(call.canonical_arguments())}) -> invalid arguments"
+            )
+            return
+        previous = [line for line in self.transcript if line.startswith(("[assistant calls]", "[tool]"))][-12:]
+        result, self.state = await self.roles.tool.call(
+            spec,
+            call,
+            step=step,
+            index=index,
+            state=self.state,
+            intent=task.intent,
+            previous=previous,
+            seed=self._seed_for(Role.TOOL),
+            usage=self.usage,
+        )
+        self.records.append(CallRecord(step=step, index=index, call=call, status="ok", result=result))
+        self._tool_message(call.id, json.dumps(result, ensure_ascii=False))
+        self.transcript.append(f"[assistant calls] {label}({fence(call.canonical_arguments())})")
+        self.transcript.append(f"[tool] {label} -> {fence(canonical_json(result))}")
+
+    async def _end(self, reason: str, *, truncated: bool) -> StepOutput:
+        self.termination = reason
+        if self.sim_fault is None and self.task is not None:
+            checks = run_checks(self.task, self.records, self.parse_errors)
+            try:
+                self.verdict = await self.roles.judge.score(
+                    self.task,
+                    self.transcript,
+                    checks,
+                    truncated=truncated,
+                    seed=self._seed_for(Role.JUDGE),
+                    usage=self.usage,
+                )
+                self.reward = self.verdict.reward
+            except LLMError as err:
+                self._fault(err)
+                self.termination = "sim_fault"
+        if self.sim_fault is not None:
+            self.reward = 0.0
+            truncated = True
+        self.phase = Phase.DONE
+        self.finished = time.perf_counter()
+        return StepOutput(self.observation(), float(self.reward), not truncated, truncated, self._info(final=True))
+
+    # ------------------------------------------------------------------ helpers
+
+    def _fault(self, err: LLMError) -> None:
+        self.sim_fault = {
+            "role": err.role or "unknown",
+            "reason": err.reason,
+            "attempts": err.attempts,
+            "message": str(err)[:300],
+        }
+        if self.config.raise_on_sim_fault:
+            raise err
+
+    def _seed_for(self, role: Role) -> int:
+        count = self._role_calls.get(role.value, 0)
+        self._role_calls[role.value] = count + 1
+        return derive_seed(self.seed, self.member, role.value, count)
+
+    def _tool_message(self, call_id: str, content: str) -> None:
+        self.messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
+
+    def observation(self) -> dict[str, Any]:
+        """A fresh copy of what the policy sees: chat messages and the tools in OpenAI form."""
+        tools = [tool.to_openai() for tool in self.task.tools] if self.task else []
+        return {"messages": copy.deepcopy(self.messages), "tools": tools}
+
+    def _info(self, *, final: bool = False) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "task_id": self.task.task_id if self.task else None,
+            "turn": getattr(self, "step_index", 0),
+            "difficulty": self.difficulty,
+            "aspects": self.aspects.model_dump(),
+            "parse_errors": getattr(self, "parse_errors", 0),
+            "tool_calls": len(getattr(self, "records", [])),
+            "usage": self.usage.info_view(),
+            "sim_fault": None,
+        }
+        if final:
+            info.update(
+                sim_fault=dict(self.sim_fault) if self.sim_fault else None,
+                verdict=self.verdict.model_dump(mode="json") if self.verdict else None,
+                task=self.task.model_dump(mode="json") if self.task else None,
+                termination=self.termination,
+                world_state=copy.deepcopy(getattr(self, "state", {})),
+            )
+        return info
+
+    @property
+    def wall_s(self) -> float:
+        """Seconds from reset to the end (or to now)."""
+        return (self.finished or time.perf_counter()) - self.started
+
+    def trajectory(self) -> dict[str, Any]:
+        """The full record of a finished episode, for the JSONL log."""
+        return {
+            "episode_id": derive_seed(self.seed, self.member, self.task.task_id if self.task else None),
+            "seed": self.seed,
+            "member": self.member,
+            "task": self.task.model_dump(mode="json") if self.task else None,
+            "difficulty": self.difficulty,
+            "aspects": self.aspects.model_dump(),
+            "messages": copy.deepcopy(self.messages),
+            "calls": [record.model_dump(mode="json") for record in getattr(self, "records", [])],
+            "world_state": copy.deepcopy(getattr(self, "state", {})),
+            "termination": self.termination,
+            "reward": self.reward,
+            "verdict": self.verdict.model_dump(mode="json") if self.verdict else None,
+            "sim_fault": self.sim_fault,
+            "parse_errors": getattr(self, "parse_errors", 0),
+            "usage": self.usage.timing_view(),
+            "timings": {
+                "wall_s": round(self.wall_s, 4),
+                "env_busy_s": round(self.busy_s, 4),
+                "lm_wait_s": round(self.usage.latency_s, 4),
+                "env_overhead_s": round(max(0.0, self.busy_s - self.usage.latency_s), 4),
+            },
+            "transcript": list(self.transcript),
+            "created": time.time(),
+        }

@@ -1,0 +1,413 @@
+"""The async OpenAI-compatible client shared by every role.
+
+One call = one role asking for one structured answer:
+
+1. look the request up in the record/replay cache;
+2. send it with the answer constrained to a JSON schema (OpenAI ``json_schema`` for vLLM and
+   llama-server, ``json_object`` + ``schema`` for llama-cpp-python; ``auto`` tries the first
+   and falls back once per endpoint);
+3. retry transport failures (429, 5xx, timeouts, refused connections) with exponential
+   backoff, outside the concurrency slot;
+4. parse leniently (raw newlines in strings, trailing commas), validate with pydantic and
+   the role's own checks, and re-ask with the errors appended (bounded repairs);
+5. record usage, and the final validated answer in the cache.
+
+``openai.*`` exceptions are translated to the Trustee tree here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import json_repair
+import openai
+from pydantic import BaseModel, ValidationError
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from trustee_env.config import EndpointConfig
+from trustee_env.errors import (
+    LLMConnectionError,
+    LLMError,
+    LLMStatusError,
+    LLMTimeoutError,
+    OutputTruncatedError,
+    ReplayMissError,
+    SimulatorOutputError,
+)
+from trustee_env.llm.cache import ResponseCache
+from trustee_env.llm.limits import limiter_for, pool_for
+from trustee_env.llm.usage import Usage
+from trustee_env.prompts import render
+from trustee_env.schemas import content_hash
+
+__all__ = ["LLMClient", "is_retryable", "parse_json_output"]
+
+T = TypeVar("T", bound=BaseModel)
+Validator = Callable[[Any], list[str]]
+
+RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+_FENCE_RE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
+
+# Per-process knowledge about endpoints, shared by all loops.
+_format_for_url: dict[str, str] = {}
+_model_for_url: dict[str, str] = {}
+_endpoint_lock = threading.Lock()
+# One AsyncOpenAI per (event loop, base URL, key): httpx clients must not cross loops.
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str, float], openai.AsyncOpenAI]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Transport failures worth another try: refused/reset connections, timeouts, 408/409/429/5xx."""
+    if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code in RETRYABLE_STATUS
+    return False
+
+
+def parse_json_output(text: str) -> Any:
+    """Parse a model's JSON answer leniently; raise ValueError with a readable reason."""
+    stripped = text.strip()
+    match = _FENCE_RE.match(stripped)
+    if match:
+        stripped = match.group(1)
+    if not stripped:
+        raise ValueError("the answer was empty")
+    try:
+        return json.loads(stripped, strict=False)
+    except json.JSONDecodeError as err:
+        repaired = json_repair.loads(stripped)
+        if isinstance(repaired, (dict, list)) and repaired:
+            return repaired
+        raise ValueError(f"not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
+
+
+def _validation_messages(err: ValidationError) -> list[str]:
+    out = []
+    for error in err.errors()[:8]:
+        loc = "/".join(str(part) for part in error["loc"]) or "(root)"
+        out.append(f"{loc}: {error['msg']}")
+    return out
+
+
+def _client_for(url: str, endpoint: EndpointConfig) -> openai.AsyncOpenAI:
+    loop = asyncio.get_running_loop()
+    per_loop = _clients.setdefault(loop, {})
+    key = (url, endpoint.api_key, endpoint.timeout)
+    client = per_loop.get(key)
+    if client is None:
+        client = per_loop[key] = openai.AsyncOpenAI(
+            base_url=url,
+            api_key=endpoint.api_key or "EMPTY",
+            timeout=endpoint.timeout,
+            max_retries=0,  # one retry loop only: ours
+        )
+    return client
+
+
+class LLMClient:
+    """Structured and free-text chat calls for one role on one endpoint (or a pool of them).
+
+    Args:
+        role: role name, sent as the ``X-Trustee-Role`` header and used in errors and usage.
+        endpoint: the resolved endpoint settings of that role.
+        cache: optional record/replay store.
+    """
+
+    def __init__(self, role: str, endpoint: EndpointConfig, *, cache: ResponseCache | None = None) -> None:
+        if not endpoint.base_url:
+            raise LLMConnectionError(f"role {role!r} has no base_url", role=role)
+        self.role = role
+        self.endpoint = endpoint
+        self.cache = cache
+        urls = [endpoint.base_url] if isinstance(endpoint.base_url, str) else list(endpoint.base_url)
+        self.urls = [url.rstrip("/") for url in urls]
+        self._pool = pool_for(self.urls)
+
+    # ------------------------------------------------------------------ public calls
+
+    async def structured(
+        self,
+        messages: list[dict[str, Any]],
+        output: type[T],
+        *,
+        seed: int,
+        usage: Usage,
+        schema: dict[str, Any] | None = None,
+        validate: Validator | None = None,
+    ) -> T:
+        """Ask for an answer matching ``schema`` (default: ``output``'s schema) and return it as ``output``.
+
+        Raises:
+            SimulatorOutputError: still invalid after ``max_repairs`` re-asks.
+            OutputTruncatedError: every attempt stopped at ``max_tokens``.
+            LLMConnectionError, LLMTimeoutError, LLMStatusError: transport failures after retries.
+            ReplayMissError: replay-only cache without this request.
+        """
+        schema = schema or output.model_json_schema()
+        model = await self._model()
+        key = self._cache_key(kind="structured", model=model, messages=messages, seed=seed, schema=schema)
+        cached = self._cache_get(key)
+        if cached is not None:
+            value = output.model_validate(cached["output"])
+            usage.record(self.role, cache_hit=True, **cached["usage"])
+            return value
+
+        started = time.perf_counter()
+        attempt_messages = list(messages)
+        errors: list[str] = []
+        raw = ""
+        totals = {"prompt_tokens": 0, "completion_tokens": 0}
+        retries = 0
+        truncated = 0
+        attempts = self.endpoint.max_repairs + 1
+        for attempt in range(attempts):
+            completion, tries = await self._send(
+                model, attempt_messages, seed=seed + attempt, schema=schema, max_tokens=self.endpoint.max_tokens
+            )
+            retries += tries
+            if completion.usage is not None:
+                totals["prompt_tokens"] += completion.usage.prompt_tokens or 0
+                totals["completion_tokens"] += completion.usage.completion_tokens or 0
+            choice = completion.choices[0]
+            raw = choice.message.content or ""
+            if choice.finish_reason == "length":
+                truncated += 1
+                errors = ["your answer was cut off at the length limit: write shorter values and close the JSON"]
+            else:
+                try:
+                    value = output.model_validate(parse_json_output(raw))
+                    errors = validate(value) if validate else []
+                except ValueError as err:  # includes ValidationError
+                    errors = _validation_messages(err) if isinstance(err, ValidationError) else [str(err)]
+                if not errors:
+                    record = {"usage": {**totals, "repairs": attempt}, "output": value.model_dump(mode="json")}
+                    usage.record(
+                        self.role,
+                        repairs=attempt,
+                        retries=retries,
+                        latency_s=time.perf_counter() - started,
+                        prompt_tokens=totals["prompt_tokens"],
+                        completion_tokens=totals["completion_tokens"],
+                    )
+                    self._cache_put(key, record)
+                    return value
+            if attempt + 1 < attempts:
+                attempt_messages = [
+                    *messages,
+                    {"role": "assistant", "content": raw[:3000]},
+                    {"role": "user", "content": render("repair.j2", errors=errors)},
+                ]
+        usage.record(
+            self.role,
+            repairs=attempts - 1,
+            retries=retries,
+            latency_s=time.perf_counter() - started,
+            prompt_tokens=totals["prompt_tokens"],
+            completion_tokens=totals["completion_tokens"],
+        )
+        error_cls = OutputTruncatedError if truncated == attempts else SimulatorOutputError
+        raise error_cls(
+            f"{self.role}: no valid answer after {attempts} attempts: {'; '.join(errors)[:500]}",
+            raw=raw,
+            errors=errors,
+            role=self.role,
+            model=model,
+            attempts=attempts,
+        )
+
+    async def chat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        seed: int,
+        usage: Usage,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """A free-text completion (the policy's turn); returns the assistant message as a dict."""
+        model = await self._model()
+        key = self._cache_key(kind="chat", model=model, messages=messages, seed=seed, schema=tools)
+        cached = self._cache_get(key)
+        if cached is not None:
+            usage.record(self.role, cache_hit=True, **cached["usage"])
+            return dict(cached["output"])
+        started = time.perf_counter()
+        completion, retries = await self._send(
+            model, messages, seed=seed, schema=None, max_tokens=self.endpoint.max_tokens, tools=tools
+        )
+        message = completion.choices[0].message
+        out: dict[str, Any] = {"role": "assistant", "content": message.content or ""}
+        if message.tool_calls:
+            out["tool_calls"] = [call.model_dump(mode="json", exclude_none=True) for call in message.tool_calls]
+        tokens = {
+            "prompt_tokens": completion.usage.prompt_tokens if completion.usage else 0,
+            "completion_tokens": completion.usage.completion_tokens if completion.usage else 0,
+        }
+        usage.record(self.role, retries=retries, latency_s=time.perf_counter() - started, **tokens)
+        self._cache_put(key, {"usage": {**tokens, "repairs": 0}, "output": out})
+        return out
+
+    # ------------------------------------------------------------------ internals
+
+    def _cache_key(self, **request: Any) -> str:
+        sampling = {
+            "temperature": self.endpoint.temperature,
+            "top_p": self.endpoint.top_p,
+            "max_tokens": self.endpoint.max_tokens,
+            "repairs": self.endpoint.max_repairs,
+        }
+        return content_hash({"role": self.role, "sampling": sampling, **request}, length=64)
+
+    def _cache_get(self, key: str) -> dict[str, Any] | None:
+        if self.cache is None:
+            return None
+        hit = self.cache.get(key)
+        if hit is None and self.cache.mode == "replay_only":
+            raise ReplayMissError(
+                f"replay-only cache {self.cache.path} has no answer for this {self.role} request (key {key[:16]}); "
+                "record it first with cache_mode='read_write'",
+                key=key,
+            )
+        return hit
+
+    def _cache_put(self, key: str, value: dict[str, Any]) -> None:
+        if self.cache is not None:
+            self.cache.put(key, self.role, value)
+
+    async def _model(self) -> str:
+        if self.endpoint.model:
+            return self.endpoint.model
+        url = self.urls[0]
+        with _endpoint_lock:
+            known = _model_for_url.get(url)
+        if known:
+            return known
+        try:
+            page = await _client_for(url, self.endpoint).models.list()
+        except openai.OpenAIError as err:
+            raise self._translate(err, attempts=1) from err
+        if not page.data:
+            raise LLMStatusError(f"{url}/models lists no model; pass model=...", status_code=404, role=self.role)
+        with _endpoint_lock:
+            _model_for_url[url] = page.data[0].id
+        return page.data[0].id
+
+    def _response_format(self, url: str, schema: dict[str, Any]) -> dict[str, Any]:
+        mode = self.endpoint.response_format
+        if mode == "auto":
+            with _endpoint_lock:
+                mode = _format_for_url.get(url, "json_schema")
+        if mode == "json_object":
+            return {"type": "json_object", "schema": schema}
+        return {"type": "json_schema", "json_schema": {"name": self.role, "schema": schema}}
+
+    async def _send(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        *,
+        seed: int,
+        schema: dict[str, Any] | None,
+        max_tokens: int,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> tuple[Any, int]:
+        """One request with transport retries; returns (completion, retries used)."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.endpoint.max_retries + 1),
+            wait=wait_exponential_jitter(initial=0.25, max=8.0),
+            retry=retry_if_exception(is_retryable),
+            reraise=True,
+        )
+        tried: set[str] = set()
+        attempt_number = 0
+        try:
+            async for attempt in retrying:
+                attempt_number = attempt.retry_state.attempt_number
+                with attempt:
+                    url = self._pool.choose(exclude=tried if len(tried) < len(self.urls) else set())
+                    failed = False
+                    try:
+                        return await self._send_once(url, model, messages, seed, schema, max_tokens, tools), (
+                            attempt_number - 1
+                        )
+                    except openai.APIConnectionError:
+                        failed = True
+                        tried.add(url)
+                        raise
+                    finally:
+                        self._pool.done(url, failed=failed)
+        except openai.OpenAIError as err:
+            raise self._translate(err, attempts=attempt_number, model=model) from err
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send_once(
+        self,
+        url: str,
+        model: str,
+        messages: list[dict[str, Any]],
+        seed: int,
+        schema: dict[str, Any] | None,
+        max_tokens: int,
+        tools: list[dict[str, Any]] | None,
+    ) -> Any:
+        client = _client_for(url, self.endpoint)
+        request: dict[str, Any] = {
+            "model": model,
+            "messages": messages,
+            "temperature": self.endpoint.temperature,
+            "top_p": self.endpoint.top_p,
+            "max_tokens": max_tokens,
+            "seed": seed,
+            "extra_headers": {"X-Trustee-Role": self.role},
+        }
+        if tools:
+            request["tools"] = tools
+        if self.endpoint.chat_template_kwargs:
+            request["extra_body"] = {"chat_template_kwargs": self.endpoint.chat_template_kwargs}
+        async with limiter_for(url, self.endpoint.concurrency):
+            if schema is None:
+                return await client.chat.completions.create(**request)
+            fmt = self._response_format(url, schema)
+            try:
+                return await client.chat.completions.create(response_format=fmt, **request)
+            except openai.APIStatusError as err:
+                # llama-cpp-python rejects OpenAI's json_schema form; fall back once per endpoint.
+                if (
+                    self.endpoint.response_format == "auto"
+                    and fmt["type"] == "json_schema"
+                    and err.status_code in (400, 422, 500)
+                ):
+                    with _endpoint_lock:
+                        _format_for_url[url] = "json_object"
+                    return await client.chat.completions.create(
+                        response_format=self._response_format(url, schema), **request
+                    )
+                raise
+
+    def _translate(self, err: openai.OpenAIError, *, attempts: int, model: str = "") -> LLMError:
+        where = f"{self.role} @ {', '.join(self.urls)}"
+        common = {"role": self.role, "model": model or (self.endpoint.model or ""), "attempts": attempts}
+        if isinstance(err, openai.APITimeoutError):
+            return LLMTimeoutError(
+                f"{where}: no answer within {self.endpoint.timeout}s ({attempts} attempts)", **common
+            )
+        if isinstance(err, openai.APIConnectionError):
+            return LLMConnectionError(f"{where}: cannot connect ({attempts} attempts): {err}", **common)
+        if isinstance(err, openai.APIStatusError):
+            body = err.body if err.body is not None else err.message
+            return LLMStatusError(
+                f"{where}: HTTP {err.status_code} after {attempts} attempts: {str(body)[:300]}",
+                status_code=err.status_code,
+                body=body,
+                **common,
+            )
+        return LLMError(f"{where}: {err}", **common)

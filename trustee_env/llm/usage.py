@@ -1,0 +1,91 @@
+"""Per-role accounting of LM calls.
+
+``info_view()`` holds only what is a function of seed and actions (calls, tokens,
+repairs), because Gymnasium's ``check_env`` compares the ``info`` of two identical seeded
+steps. Latency and cache hits live in ``timing_view()``, for ``env.stats`` and the JSONL.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["RoleUsage", "Usage"]
+
+
+@dataclass
+class RoleUsage:
+    """Counters for one role."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    repairs: int = 0
+    retries: int = 0
+    cache_hits: int = 0
+    latency_s: float = 0.0
+
+
+@dataclass
+class Usage:
+    """Counters for every role of one episode (or one process, when aggregated)."""
+
+    roles: dict[str, RoleUsage] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def record(
+        self,
+        role: str,
+        *,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        repairs: int = 0,
+        retries: int = 0,
+        cache_hit: bool = False,
+        latency_s: float = 0.0,
+    ) -> None:
+        """Count one finished call."""
+        with self._lock:
+            entry = self.roles.setdefault(role, RoleUsage())
+            entry.calls += 1
+            entry.prompt_tokens += prompt_tokens
+            entry.completion_tokens += completion_tokens
+            entry.repairs += repairs
+            entry.retries += retries
+            entry.cache_hits += int(cache_hit)
+            entry.latency_s += latency_s
+
+    def merge(self, other: Usage) -> None:
+        """Add another Usage's counters to this one."""
+        with self._lock:
+            for role, theirs in other.roles.items():
+                mine = self.roles.setdefault(role, RoleUsage())
+                for name, value in asdict(theirs).items():
+                    setattr(mine, name, getattr(mine, name) + value)
+
+    def info_view(self) -> dict[str, dict[str, int]]:
+        """Deterministic counters per role, for ``info["usage"]``."""
+        return {
+            role: {
+                "calls": entry.calls,
+                "prompt_tokens": entry.prompt_tokens,
+                "completion_tokens": entry.completion_tokens,
+                "repairs": entry.repairs,
+            }
+            for role, entry in sorted(self.roles.items())
+        }
+
+    def timing_view(self) -> dict[str, dict[str, Any]]:
+        """Everything per role, including latency, transport retries and cache hits."""
+        return {role: asdict(entry) for role, entry in sorted(self.roles.items())}
+
+    @property
+    def latency_s(self) -> float:
+        """Total seconds spent waiting on LM calls."""
+        return sum(entry.latency_s for entry in self.roles.values())
+
+    @property
+    def calls(self) -> int:
+        """Total LM calls."""
+        return sum(entry.calls for entry in self.roles.values())

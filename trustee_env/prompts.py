@@ -1,0 +1,106 @@
+"""The one jinja2 environment that renders every prompt.
+
+Templates live in the repository's top-level ``prompts/`` folder, which the wheel ships as
+``trustee_env/prompts``. Loading tries the package folder first (wheel install) and falls
+back to the repository folder beside the package (editable install).
+
+A role template defines two top-level blocks with ``{% set system %}`` and
+``{% set user %}``: static instructions go in ``system`` (so server-side prefix caching
+pays off) and episode data in ``user``. Text written by the policy only enters a prompt
+through the ``fence`` filter, which quotes it as data.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from trustee_env.errors import TemplateError
+
+__all__ = ["fence", "prompt_dirs", "render", "render_messages", "template_names"]
+
+FENCE_OPEN = "<<<"
+FENCE_CLOSE = ">>>"
+
+
+def fence(text: Any) -> str:
+    """Quote untrusted text as data: wrap it in ``<<< >>>`` and neutralise those delimiters inside."""
+    body = str(text if text is not None else "")
+    body = body.replace(FENCE_OPEN, "< < <").replace(FENCE_CLOSE, "> > >")
+    return f"{FENCE_OPEN}{body}{FENCE_CLOSE}"
+
+
+def _to_json(value: Any, indent: int | None = None) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, indent=indent, default=str)
+
+
+def prompt_dirs() -> list[Path]:
+    """Folders searched for templates, in order: the installed package's, then the repository's."""
+    dirs: list[Path] = []
+    packaged = resources.files("trustee_env") / "prompts"
+    if packaged.is_dir():
+        dirs.append(Path(str(packaged)))
+    repo = Path(__file__).resolve().parent.parent / "prompts"
+    if repo.is_dir() and repo not in dirs:
+        dirs.append(repo)
+    return dirs
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(extra_dir: str | None = None) -> jinja2.Environment:
+    search = ([extra_dir] if extra_dir else []) + [str(path) for path in prompt_dirs()]
+    if not search:
+        raise TemplateError(
+            "no prompts folder found: the package is missing trustee_env/prompts; reinstall trustee-env"
+        )
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["fence"] = fence
+    env.filters["json"] = _to_json
+    return env
+
+
+def template_names() -> list[str]:
+    """Every template that can be rendered."""
+    return sorted(name for name in _environment().list_templates() if name.endswith(".j2"))
+
+
+def _template(name: str, prompt_dir: str | None) -> jinja2.Template:
+    try:
+        return _environment(prompt_dir).get_template(name)
+    except jinja2.TemplateNotFound:
+        raise TemplateError(f"prompt template {name!r} not found; available: {', '.join(template_names())}") from None
+    except jinja2.TemplateSyntaxError as err:
+        raise TemplateError(f"prompt template {name!r} line {err.lineno}: {err.message}") from None
+
+
+def render(name: str, prompt_dir: str | None = None, **context: Any) -> str:
+    """Render a whole template to text."""
+    try:
+        return _template(name, prompt_dir).render(**context)
+    except jinja2.UndefinedError as err:
+        raise TemplateError(f"prompt template {name!r}: {err.message}") from None
+
+
+def render_messages(name: str, prompt_dir: str | None = None, **context: Any) -> list[dict[str, str]]:
+    """Render a role template into ``[system, user]`` chat messages."""
+    try:
+        module = _template(name, prompt_dir).make_module(context)
+    except jinja2.UndefinedError as err:
+        raise TemplateError(f"prompt template {name!r}: {err.message}") from None
+    system = str(getattr(module, "system", "")).strip()
+    user = str(getattr(module, "user", "")).strip()
+    if not system or not user:
+        raise TemplateError(f"prompt template {name!r} must set both `system` and `user` blocks")
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]

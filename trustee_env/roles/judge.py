@@ -1,0 +1,119 @@
+"""Judge: the deterministic checks plus one LM verdict, combined so the verdict cannot be talked up.
+
+Ternary reward = min(LM verdict, every active cap, 0 if the episode was truncated).
+Graded reward = the weighted mean of the active criteria's scores, under the same caps;
+at strictness 5 each call beyond the expected ones costs 0.1.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from trustee_env.checks import CRITERIA, Cap, CheckReport
+from trustee_env.llm.client import LLMClient
+from trustee_env.llm.usage import Usage
+from trustee_env.prompts import render_messages
+from trustee_env.schemas import Task
+
+__all__ = ["CRITERION_WEIGHTS", "Judge", "JudgeOutput", "JudgeScores", "Verdict", "combine"]
+
+Score = Literal[-1, 0, 1]
+CRITERION_WEIGHTS = {
+    "intent": 0.4,
+    "correct_tools": 0.2,
+    "no_hallucination": 0.2,
+    "no_redundancy": 0.1,
+    "efficiency": 0.1,
+}
+
+
+class JudgeScores(BaseModel):
+    """Per-criterion scores in {-1, 0, 1}."""
+
+    intent: Score
+    correct_tools: Score
+    no_hallucination: Score
+    no_redundancy: Score
+    efficiency: Score
+
+
+class JudgeOutput(BaseModel):
+    """What the judge LM returns (rationale first, so small models reason before scoring)."""
+
+    rationale: str = Field(max_length=400)
+    scores: JudgeScores
+    verdict: Score
+
+
+class Verdict(BaseModel):
+    """The final, capped reward of an episode and the evidence behind it."""
+
+    reward: float = Field(ge=-1, le=1)
+    mode: Literal["ternary", "graded"]
+    strictness: int
+    criteria: list[str] = Field(description="Criteria active at this strictness.")
+    judge_verdict: int | None = Field(description="The LM's own verdict, before caps (None if not asked).")
+    scores: dict[str, int] = Field(default_factory=dict)
+    rationale: str = ""
+    caps: list[Cap] = Field(default_factory=list, description="Active caps that applied.")
+    checks: CheckReport
+    truncated: bool = False
+
+    @property
+    def success(self) -> bool:
+        """Success for the curriculum: reward > 0."""
+        return self.reward > 0
+
+
+def combine(output: JudgeOutput, checks: CheckReport, *, strictness: int, mode: str, truncated: bool) -> Verdict:
+    """Apply the caps to the LM's verdict; pure, so the reward table is testable without a server."""
+    criteria = list(CRITERIA[:strictness])
+    caps = checks.caps(strictness)
+    ceiling = min([cap.cap for cap in caps] + ([0] if truncated else []) + [1])
+    scores = output.scores.model_dump()
+    if mode == "graded":
+        weights = {name: CRITERION_WEIGHTS[name] for name in criteria}
+        raw = sum(scores[name] * weight for name, weight in weights.items()) / sum(weights.values())
+        if strictness >= 5:
+            raw -= 0.1 * checks.extra_calls
+        reward = max(-1.0, min(float(ceiling), raw))
+    else:
+        reward = float(min(output.verdict, ceiling))
+    return Verdict(
+        reward=round(reward, 6),
+        mode=mode,  # type: ignore[arg-type]
+        strictness=strictness,
+        criteria=criteria,
+        judge_verdict=output.verdict,
+        scores=scores,
+        rationale=output.rationale,
+        caps=caps,
+        checks=checks,
+        truncated=truncated,
+    )
+
+
+class Judge:
+    """Scores a finished trajectory."""
+
+    def __init__(self, client: LLMClient, *, mode: str = "ternary", prompt_dir: str | None = None) -> None:
+        self.client = client
+        self.mode = mode
+        self.prompt_dir = prompt_dir
+
+    async def score(
+        self, task: Task, transcript: list[str], checks: CheckReport, *, truncated: bool, seed: int, usage: Usage
+    ) -> Verdict:
+        """Ask the LM for its verdict and cap it by the checks."""
+        strictness = task.aspects.strictness
+        context: dict[str, Any] = {
+            "task": task.model_dump(mode="json"),
+            "transcript": transcript,
+            "criteria": list(CRITERIA[:strictness]),
+            "checks": checks.summary(),
+        }
+        messages = render_messages("judge.j2", self.prompt_dir, **context)
+        output = await self.client.structured(messages, JudgeOutput, seed=seed, usage=usage)
+        return combine(output, checks, strictness=strictness, mode=self.mode, truncated=truncated)

@@ -1,0 +1,184 @@
+"""The shapes that cross module borders: tool specs, tasks, tool calls, verdicts.
+
+Everything here is a pydantic model, so every border validates its input and every
+shape has a JSON schema (which is also what the simulator models are constrained to).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "Aspects",
+    "ExpectedCall",
+    "Persona",
+    "Role",
+    "Task",
+    "ToolCall",
+    "ToolSpec",
+    "canonical_json",
+    "content_hash",
+]
+
+TOOL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$"
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no spaces: the one text form used for hashing and comparing."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def content_hash(value: Any, length: int = 16) -> str:
+    """A short sha256 of ``canonical_json(value)``: stable across processes and runs."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:length]
+
+
+class Role(str, Enum):
+    """The language-model roles of an episode (each may use its own endpoint)."""
+
+    TASK_GENERATOR = "task_generator"
+    """Writes the task: persona, hidden intent, first query, expected calls, world state."""
+    USER = "user"
+    """Answers the agent's text replies in persona."""
+    TOOL = "tool"
+    """Plays the tools: returns a result and a patch of the world state."""
+    JUDGE = "judge"
+    """Scores the finished trajectory."""
+    POLICY = "policy"
+    """The agent under training (only used by ``trustee demo``/``rollout``/``eval``)."""
+
+
+class ToolSpec(BaseModel):
+    """One tool the agent may call, in OpenAI function form plus a result schema."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=TOOL_NAME_PATTERN, description="Function name the agent calls.")
+    description: str = Field(min_length=1, description="What the tool does, shown to the agent.")
+    parameters: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object", "properties": {}},
+        description="JSON Schema (type object) of the arguments.",
+    )
+    result_schema: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object"}, description="JSON Schema of the tool's result."
+    )
+    result_schema_inferred: bool = Field(
+        default=False, description="True when the source had no result schema and a generic one was used."
+    )
+    category: str = Field(default="general", description="Catalog category; tools of a task share one first.")
+    read_only: bool = Field(default=False, description="A read-only tool must not change the world state.")
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameters_are_an_object(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value.get("type", "object") != "object":
+            raise ValueError(f"parameters must be a JSON Schema of type 'object', got type {value.get('type')!r}")
+        value = dict(value)
+        value.setdefault("type", "object")
+        value.setdefault("properties", {})
+        return value
+
+    @property
+    def required(self) -> list[str]:
+        """Names of the required arguments."""
+        return list(self.parameters.get("required", []))
+
+    def to_openai(self) -> dict[str, Any]:
+        """The ``tools=`` entry for an OpenAI-compatible chat completion request."""
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
+
+
+class ToolCall(BaseModel):
+    """One tool call made by the agent, after parsing."""
+
+    id: str = Field(description="The call id: the model's own, or 'call_<step>_<index>' when parsed from text.")
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+    def canonical_arguments(self) -> str:
+        """Arguments as canonical JSON, for redundancy checks and cache keys."""
+        return canonical_json(self.arguments)
+
+    def to_openai(self) -> dict[str, Any]:
+        """The entry in an assistant message's ``tool_calls`` list."""
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": json.dumps(self.arguments, ensure_ascii=False)},
+        }
+
+
+PromptSpecificity = Literal["detailed", "standard", "generic"]
+Expertise = Literal["expert", "beginner", "novice"]
+Ambiguity = Literal["clear", "slightly ambiguous", "ambiguous", "highly ambiguous"]
+Matcher = str  # "exact" | "normalized" | "set" | "any" | "from_result:<call index>#<json pointer>"
+
+
+class Aspects(BaseModel):
+    """The seven difficulty aspects of a task (see :mod:`trustee_env.difficulty`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_tools: int = Field(ge=1, le=10, description="Tools offered to the agent.")
+    num_calls: int = Field(ge=1, le=3, description="Tool calls the task needs.")
+    num_turns: int = Field(ge=1, le=2, description="User turns the task needs (1 = everything in the first query).")
+    prompt_specificity: PromptSpecificity = Field(description="How detailed the agent's system prompt is.")
+    persona: Expertise = Field(description="How expert the simulated user is.")
+    ambiguity: Ambiguity = Field(description="How ambiguous the first query is.")
+    strictness: int = Field(
+        ge=1,
+        le=5,
+        description="Judge strictness: 1 intent, 2 correct tools, 3 no hallucination, 4 no redundancy, 5 efficiency.",
+    )
+
+
+class Persona(BaseModel):
+    """Who the simulated user is."""
+
+    name: str = Field(max_length=60)
+    expertise: Expertise
+    description: str = Field(max_length=300, description="Background and speaking style.")
+
+
+class ExpectedCall(BaseModel):
+    """A tool call the task needs, with how each argument is matched."""
+
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    matchers: dict[str, Matcher] = Field(
+        default_factory=dict, description="Argument name -> matcher; arguments not listed use 'normalized'."
+    )
+    after: list[int] = Field(default_factory=list, description="Indexes of expected calls that must come first.")
+
+
+class Task(BaseModel):
+    """A complete, validated task: what the agent sees, and what only the simulators see."""
+
+    task_id: str = Field(description="Content hash of the task.")
+    seed: int
+    difficulty: float = Field(ge=1, le=100)
+    aspects: Aspects
+    tools: list[ToolSpec]
+    system_prompt: str
+    persona: Persona
+    intent: str = Field(description="The user's hidden goal; revealed in info only when the episode ends.")
+    user_facts: dict[str, Any] = Field(
+        default_factory=dict, description="Facts the user knows and can give when asked."
+    )
+    first_query: str
+    expected_calls: list[ExpectedCall]
+    initial_state: dict[str, Any] = Field(default_factory=dict)
+    rubric: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list, description="Adjustments code made to the generated task.")
+
+    def tool(self, name: str) -> ToolSpec | None:
+        """The offered tool with this name, if any."""
+        return next((spec for spec in self.tools if spec.name == name), None)

