@@ -6,7 +6,7 @@ episode's strictness level cap the reward (DESIGN, decision 4):
 ===========  =====================  ==========================================
 level        criterion              cap when violated
 ===========  =====================  ==========================================
-1            intent                 (judge only)
+1            intent                 the simulated user gave up -> reward <= 0
 2            correct_tools          an expected call is missing -> reward <= 0
 3            no_hallucination       unknown tool or schema error -> reward <= -1
 4            no_redundancy          a repeated successful call -> reward <= 0
@@ -202,25 +202,59 @@ def _arguments_match(expected: ExpectedCall, call: ToolCall, results: list[Any])
     return True
 
 
-def run_checks(task: Task, records: list[CallRecord], parse_errors: int = 0) -> CheckReport:
-    """Run every deterministic check over the calls of one finished episode."""
+def _best_assignment(expected: list[ExpectedCall], ok_records: list[CallRecord], results: list[Any]) -> dict[int, int]:
+    """Expected call index -> actual call index, matching as many expected calls as possible.
+
+    A greedy pass can give an actual call to an expected call that asks less of it and starve a
+    stricter one, so this searches the assignments (few expected calls, few actual ones); ties go
+    to the earliest actual calls. ``after`` must hold between expected calls that are both matched.
+    """
+    candidates = [
+        [
+            act
+            for act, record in enumerate(ok_records)
+            if record.call.name == exp.name and _arguments_match(exp, record.call, results[:act])
+        ]
+        for exp in expected
+    ]
+    best: dict[int, int] = {}
+    best_size = -1
+    ceiling = min(sum(1 for c in candidates if c), len({act for c in candidates for act in c}))
+
+    def search(index: int, chosen: dict[int, int]) -> None:
+        nonlocal best, best_size
+        if best_size >= ceiling or len(chosen) + len(expected) - index <= best_size:
+            return
+        if index == len(expected):
+            if all(chosen[j] < act for i, act in chosen.items() for j in expected[i].after if j in chosen):
+                best, best_size = dict(chosen), len(chosen)
+            return
+        for act in candidates[index]:
+            if act not in chosen.values():
+                chosen[index] = act
+                search(index + 1, chosen)
+                del chosen[index]
+        search(index + 1, chosen)
+
+    search(0, {})
+    return best
+
+
+def run_checks(
+    task: Task, records: list[CallRecord], parse_errors: int = 0, *, user_gave_up: bool = False
+) -> CheckReport:
+    """Run every deterministic check over the calls of one finished episode.
+
+    ``user_gave_up``: the simulated user ended the conversation unsatisfied, so the
+    intent was not met whatever the judge says (cap 0 at every strictness).
+    """
     report = CheckReport(parse_errors=parse_errors)
     ok_records = [r for r in records if r.status == "ok"]
     ok_results = [r.result for r in ok_records]
 
-    # Expected calls as a multiset; greedy in expected order, honouring `after`.
-    used: set[int] = set()
-    for exp_index, expected in enumerate(task.expected_calls):
-        earliest = max((report.matched[i] for i in expected.after if i in report.matched), default=-1)
-        for act_index, record in enumerate(ok_records):
-            if act_index in used or act_index <= earliest or record.call.name != expected.name:
-                continue
-            if _arguments_match(expected, record.call, ok_results[:act_index]):
-                report.matched[exp_index] = act_index
-                used.add(act_index)
-                break
-        else:
-            report.missing.append(exp_index)
+    # Expected calls as a multiset: the largest one-to-one assignment, honouring `after`.
+    report.matched = _best_assignment(task.expected_calls, ok_records, ok_results)
+    report.missing = [i for i in range(len(task.expected_calls)) if i not in report.matched]
     report.extra_calls = max(0, len(records) - len(report.matched))
 
     report.unknown_tools = sorted({r.call.name for r in records if r.status == "unknown_tool"})
@@ -232,6 +266,8 @@ def run_checks(task: Task, records: list[CallRecord], parse_errors: int = 0) -> 
             report.redundant += 1
         seen.add(key)
 
+    if user_gave_up:
+        report.violations.append(Cap(criterion="intent", level=1, cap=0, detail="the user gave up"))
     if report.missing:
         names = ", ".join(task.expected_calls[i].name for i in report.missing)
         report.violations.append(

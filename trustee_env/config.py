@@ -198,9 +198,14 @@ def make_config(config: TrusteeConfig | None = None, **kwargs: Any) -> TrusteeCo
         for error in err.errors():
             loc = ".".join(str(part) for part in error["loc"]) or "config"
             if error["type"] == "extra_forbidden":
-                known = list(TrusteeConfig.model_fields) + list(_ENDPOINT_FIELDS)
-                close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
+                top_level = len(error["loc"]) == 1
+                own = list(TrusteeConfig.model_fields) if top_level else list(_ENDPOINT_FIELDS)
+                close = difflib.get_close_matches(str(error["loc"][-1]), own + list(_ENDPOINT_FIELDS), n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
+                if close and close[0] not in own:  # e.g. temperature: a per-role setting only
+                    hint = (
+                        f" {close[0]!r} is a per-role setting: pass it inside a role, e.g. judge={{{close[0]!r}: ...}}."
+                    )
                 lines.append(f"unknown option {loc!r}.{hint}")
             else:
                 lines.append(f"{loc}: {error['msg']} (got {error.get('input')!r})")

@@ -322,7 +322,7 @@ class Episode:
     async def _end(self, reason: str, *, truncated: bool) -> StepOutput:
         self.termination = reason
         if self.sim_fault is None and self.task is not None:
-            checks = run_checks(self.task, self.records, self.parse_errors)
+            checks = run_checks(self.task, self.records, self.parse_errors, user_gave_up=reason == "user_gave_up")
             try:
                 self.verdict = await self.roles.judge.score(
                     self.task,

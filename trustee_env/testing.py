@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 from collections import deque
@@ -120,6 +121,31 @@ class _Server(ThreadingHTTPServer):
     owner: FakeLLMServer
     model: str
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_open_connections(self) -> None:
+        """Cut every kept-alive client connection (else they go on being served after ``stop``)."""
+        with self._open_lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
 
 class FakeLLMServer:
     """An OpenAI-compatible HTTP server on 127.0.0.1 answering from a script.
@@ -147,14 +173,17 @@ class FakeLLMServer:
 
     def start(self) -> FakeLLMServer:
         """Serve in a background thread."""
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-llm", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-llm", daemon=True
+        )  # a short poll interval: stop() waits for one poll
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop serving and free the port."""
+        """Stop serving, cut open connections and free the port."""
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_open_connections()
 
     def roles(self) -> list[str]:
         """The role of every request so far, in order."""

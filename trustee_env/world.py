@@ -45,9 +45,12 @@ def _json_type(value: Any) -> str:
 
 def _resolve(doc: Any, pointer: str) -> tuple[bool, Any]:
     try:
-        return True, jsonpointer.resolve_pointer(doc, pointer)
+        value = jsonpointer.resolve_pointer(doc, pointer)
     except (jsonpointer.JsonPointerException, TypeError, KeyError, IndexError):
         return False, None
+    if isinstance(value, jsonpointer.EndOfList):  # "/-" names no existing element
+        return False, None
+    return True, value
 
 
 def _check_operation(doc: Any, index: int, op: Any) -> None:
@@ -73,7 +76,13 @@ def _check_operation(doc: Any, index: int, op: Any) -> None:
         raise PatchError(
             f"operation {index} (replace {path}): would change a {_json_type(current)} into a {_json_type(op['value'])}"
         )
-    if kind == "add" and isinstance(parent, dict) and found and _json_type(current) != _json_type(op["value"]):
+    if (
+        kind == "add"
+        and isinstance(parent, dict)
+        and found
+        and current is not None
+        and _json_type(current) != _json_type(op["value"])
+    ):
         raise PatchError(
             f"operation {index} (add {path}): would change a {_json_type(current)} into a {_json_type(op['value'])}"
         )

@@ -69,7 +69,7 @@ class ResponseCache:
             return
         self._connect().execute(
             "INSERT OR IGNORE INTO responses (key, role, value) VALUES (?, ?, ?)",
-            (key, role, json.dumps(value, ensure_ascii=False, sort_keys=True)),
+            (key, role, json.dumps(value, ensure_ascii=False)),  # key order kept: replays must be identical
         )
 
     def __len__(self) -> int:

@@ -158,9 +158,10 @@ class LLMClient:
         key = self._cache_key(kind="structured", model=model, messages=messages, seed=seed, schema=schema)
         cached = self._cache_get(key)
         if cached is not None:
-            value = output.model_validate(cached["output"])
             usage.record(self.role, cache_hit=True, **cached["usage"])
-            return value
+            if "failure" in cached:
+                raise self._failure(cached["failure"], model)
+            return output.model_validate(cached["output"])
 
         started = time.perf_counter()
         attempt_messages = list(messages)
@@ -216,13 +217,26 @@ class LLMClient:
             completion_tokens=totals["completion_tokens"],
         )
         error_cls = OutputTruncatedError if truncated == attempts else SimulatorOutputError
-        raise error_cls(
-            f"{self.role}: no valid answer after {attempts} attempts: {'; '.join(errors)[:500]}",
-            raw=raw,
-            errors=errors,
+        failure = {
+            "class": error_cls.__name__,
+            "message": f"{self.role}: no valid answer after {attempts} attempts: {'; '.join(errors)[:500]}",
+            "raw": raw[:3000],
+            "errors": errors,
+            "attempts": attempts,
+        }
+        # Failures are recorded too, so a replay reproduces the same sim fault instead of missing.
+        self._cache_put(key, {"usage": {**totals, "repairs": attempts - 1}, "failure": failure})
+        raise self._failure(failure, model)
+
+    def _failure(self, failure: dict[str, Any], model: str) -> SimulatorOutputError:
+        error_cls = OutputTruncatedError if failure["class"] == OutputTruncatedError.__name__ else SimulatorOutputError
+        return error_cls(
+            failure["message"],
+            raw=failure["raw"],
+            errors=failure["errors"],
             role=self.role,
             model=model,
-            attempts=attempts,
+            attempts=failure["attempts"],
         )
 
     async def chat(
@@ -323,7 +337,7 @@ class LLMClient:
         """One request with transport retries; returns (completion, retries used)."""
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.endpoint.max_retries + 1),
-            wait=wait_exponential_jitter(initial=0.25, max=8.0),
+            wait=wait_exponential_jitter(multiplier=0.25, max=8.0, jitter=0.25),
             retry=retry_if_exception(is_retryable),
             reraise=True,
         )
