@@ -85,7 +85,8 @@ def make_env(
             kwargs["base_url"] = server.base_url
         make.server = server  # type: ignore[attr-defined]
         kwargs.setdefault("catalog", mock_catalog)
-        kwargs.setdefault("timeout", 10.0)
+        if "config" not in kwargs:  # a kwarg would override the given config's own timeout
+            kwargs.setdefault("timeout", 10.0)
         env = gym.make(env_id, **kwargs)
         envs.append(env)
         return env

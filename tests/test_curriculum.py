@@ -163,6 +163,18 @@ def test_frozen_rule_ignores_observe_and_update() -> None:
     assert rule.difficulty == 10.0 and rule.episodes == 0 and not rule.history
 
 
+def test_driver_ships_state_to_frozen_workers() -> None:
+    driver = BandCurriculum()
+    worker = make_curriculum("band", frozen=True)
+    _drive(driver, seed=0, episodes=100)
+    worker.load_state_dict(driver.state_dict())
+    assert worker.frozen and worker.levels == driver.levels
+    assert worker.task_settings(np.random.default_rng(5)) == driver.task_settings(np.random.default_rng(5))
+    before = worker.state_dict()
+    _drive(worker, seed=1, episodes=50)  # the worker's own env reports episodes: ignored
+    assert worker.state_dict() == before
+
+
 # ---------------------------------------------------------------- state dicts
 
 
@@ -291,15 +303,16 @@ def test_band_rule_converges_into_the_band(seed: int) -> None:
 
 
 def test_band_free_raises_lift_mastered_aspects_inside_the_band() -> None:
-    # With a slow EMA the joint success stays inside the band, so the plain rule stops every aspect;
-    # free raises (an aspect that costs no success against its lower levels) keep the mastered ones rising.
-    plain = _simulate(BandCurriculum(alpha=0.03, min_episodes=30, free_margin=None), seed=1)
-    free = _simulate(BandCurriculum(alpha=0.03, min_episodes=30), seed=1)
-    assert all(free["level"][name] >= 0.9 for name in MASTERED), free
-    assert np.mean([plain["level"][name] for name in MASTERED]) < np.mean([free["level"][name] for name in MASTERED])
-    assert plain["level"]["num_tools"] <= 0.7, plain
-    for result in (plain, free):  # both keep the policy inside the band
-        assert 0.3 <= result["success"] <= 0.7
+    # With a slow EMA the joint success sits inside the band, where the plain rule stops moving aspects (only
+    # noise lifts them); free raises (a level that costs no success against the levels below) lift mastered ones.
+    plain, free = [], []
+    for seed in range(3):
+        plain.append(_simulate(BandCurriculum(alpha=0.03, min_episodes=30, free_margin=None), seed=seed))
+        free.append(_simulate(BandCurriculum(alpha=0.03, min_episodes=30), seed=seed))
+    assert all(result["level"][name] >= 0.9 for result in free for name in MASTERED), free
+    mastered = [np.mean([r["level"][name] for r in results for name in MASTERED]) for results in (plain, free)]
+    assert mastered[0] < mastered[1] - 0.05, mastered
+    assert all(0.3 <= result["success"] <= 0.7 for result in plain + free)  # both keep the policy in the band
 
 
 def test_band_without_diversity_moves_aspects_in_lockstep() -> None:

@@ -240,6 +240,13 @@ def test_after_orders_expected_calls():
     # Without `after`, order does not matter.
     free = [expected[0], ExpectedCall(name="mock_get_order", arguments={"order_id": "A-1"})]
     assert run_checks(make_task(free), reversed_order).missing == []
+    # `after` may name a later expected call too.
+    forward = [
+        ExpectedCall(name="mock_get_order", arguments={"order_id": "A-1"}, after=[1]),
+        ExpectedCall(name="mock_cancel_order", arguments={"order_id": "A-1"}),
+    ]
+    assert run_checks(make_task(forward), in_order).missing == []
+    assert len(run_checks(make_task(forward), reversed_order).missing) == 1
 
 
 def test_from_result_matcher_in_run_checks():
@@ -250,7 +257,10 @@ def test_from_result_matcher_in_run_checks():
         ),
     ]
     found = {"products": [{"id": "P-9"}]}
-    records = [record(0, "mock_search_products", result=found, query="lamp"), record(1, "mock_get_order", order_id="P-9")]
+    records = [
+        record(0, "mock_search_products", result=found, query="lamp"),
+        record(1, "mock_get_order", order_id="P-9"),
+    ]
     assert run_checks(make_task(expected), records).missing == []
     records[1] = record(1, "mock_get_order", order_id="P-8")
     assert run_checks(make_task(expected), records).missing == [1]
@@ -401,7 +411,7 @@ def test_config_errors_are_config_errors(kwargs: dict[str, Any], fragment: str):
 
 def test_bad_env_value_is_a_config_error(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("TRUSTEE_JUDGE_TIMEOUT", "soon")
-    with pytest.raises(ConfigError, match="judge.timeout"):
+    with pytest.raises(ConfigError, match=r"judge\.timeout"):
         make_config()
 
 
@@ -521,7 +531,7 @@ def test_role_templates_carry_their_data():
 def test_template_errors_are_template_errors():
     with pytest.raises(TemplateError, match="not found"):
         render("nope.j2")
-    with pytest.raises(TemplateError, match="repair.j2"):
+    with pytest.raises(TemplateError, match=r"repair\.j2"):
         render("repair.j2")  # `errors` missing: StrictUndefined
     with pytest.raises(TemplateError):
         render_messages("policy_tools_hermes.j2", tools=[])  # not a role template

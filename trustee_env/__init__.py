@@ -64,5 +64,6 @@ def __getattr__(name: str):  # lazy, so importing the package stays light
 register(
     id="Trustee-v0",
     entry_point="trustee_env.env:TrusteeToolEnv",
+    vector_entry_point="trustee_env.vector:TrusteeVectorEnv",
     max_episode_steps=None,  # the episode owns its budget: a TimeLimit would skip the judge
 )

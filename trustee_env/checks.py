@@ -202,6 +202,13 @@ def _arguments_match(expected: ExpectedCall, call: ToolCall, results: list[Any])
     return True
 
 
+def _ordered(expected: list[ExpectedCall], chosen: dict[int, int], index: int, act: int) -> bool:
+    """Would matching expected call ``index`` to actual ``act`` keep every ``after`` among the chosen?"""
+    if any(j in chosen and chosen[j] >= act for j in expected[index].after):
+        return False
+    return all(act < other for i, other in chosen.items() if index in expected[i].after)
+
+
 def _best_assignment(expected: list[ExpectedCall], ok_records: list[CallRecord], results: list[Any]) -> dict[int, int]:
     """Expected call index -> actual call index, matching as many expected calls as possible.
 
@@ -226,11 +233,10 @@ def _best_assignment(expected: list[ExpectedCall], ok_records: list[CallRecord],
         if best_size >= ceiling or len(chosen) + len(expected) - index <= best_size:
             return
         if index == len(expected):
-            if all(chosen[j] < act for i, act in chosen.items() for j in expected[i].after if j in chosen):
-                best, best_size = dict(chosen), len(chosen)
+            best, best_size = dict(chosen), len(chosen)
             return
         for act in candidates[index]:
-            if act not in chosen.values():
+            if act not in chosen.values() and _ordered(expected, chosen, index, act):
                 chosen[index] = act
                 search(index + 1, chosen)
                 del chosen[index]

@@ -315,17 +315,22 @@ class BandCurriculum(Curriculum):
     """Trustee's rule: one level per aspect, each kept where its success rate is inside a band.
 
     After each observed episode, every aspect whose value was at its current level updates
-    that level's EMA of success (reward > 0; every EMA starts at the band's centre). Once an
-    aspect has ``min_episodes`` episodes at its current level: its level drops if the EMA is
-    below ``low`` and rises if it is above ``high`` (its counter restarts).
+    that level's EMA of success (reward > 0; EMAs start at the band's centre). Once an aspect
+    has ``min_episodes`` episodes at its current level it may move one level, and its counter
+    restarts: down if the EMA is below ``low``, up if it is above ``high``.
 
-    One success signal drives all seven aspects, so on its own the band cannot tell which
-    aspect makes tasks hard: once the joint success enters the band every aspect stops,
-    mastered ones included. With diversity (``p_random > 0``) each aspect is also seen below
-    its level; an aspect whose current level costs no success compared with the levels below
-    (EMA at level >= EMA below - ``free_margin``) and is inside the band rises too, unless
-    the next level is already known to be too hard (its EMA < ``low``). ``free_margin=None``
-    turns this off, leaving the plain band rule.
+    Credit assignment: one success signal drives all seven aspects, so the plain band cannot
+    tell which aspect makes tasks hard. Once the joint success is inside the band every aspect
+    stops, mastered ones included, and a failure caused by one aspect lowers them all. With
+    diversity (``p_random > 0``) each aspect is also seen below its level, which measures its
+    *cost*: the EMA of success below its level minus the EMA at it (0 at level 0). Then
+
+    - an aspect inside the band whose cost is at most ``free_margin`` also rises, unless the
+      next level's EMA is below ``low`` (known too hard; that evidence decays towards the
+      band's centre at each such decision, so the level is tried again later);
+    - an aspect below the band drops only if its cost is above ``free_margin`` (or unknown).
+
+    ``free_margin=None`` or ``p_random=0`` gives the plain band rule.
 
     Args:
         low: lower edge of the target success band.
@@ -334,8 +339,8 @@ class BandCurriculum(Curriculum):
         difficulty: the D whose aspect levels are the starting levels.
         p_random: chance that each aspect is drawn at random at or below its level.
         min_episodes: episodes at an aspect's current level before it may move again.
-        free_margin: how much lower than below-level success an aspect's success may be and
-            still count as costing nothing; None disables free raises.
+        free_margin: the largest cost (success lost against the levels below) that still
+            counts as free; None turns credit assignment off.
         frozen: ignore ``observe``/``update`` (workers).
     """
 
@@ -362,6 +367,8 @@ class BandCurriculum(Curriculum):
             raise ConfigError(f"alpha must be in (0, 1], got {alpha}")
         if min_episodes < 1:
             raise ConfigError(f"min_episodes must be at least 1, got {min_episodes}")
+        if free_margin is not None and free_margin < 0:
+            raise ConfigError(f"free_margin must be >= 0 or None, got {free_margin}")
         self.low, self.high, self.alpha = float(low), float(high), float(alpha)
         self.min_episodes = int(min_episodes)
         self.free_margin = None if free_margin is None else float(free_margin)
@@ -408,10 +415,10 @@ class BandCurriculum(Curriculum):
         """Nothing: the band moves per episode, in ``observe`` (``update`` only logs)."""
 
     def _decide(self, name: str) -> None:
-        level, top = self._levels[name], len(ASPECT_LEVELS[name]) - 1
-        rate = self._ema[name][level]
         if self._count[name] < self.min_episodes:
             return
+        level, top = self._levels[name], len(ASPECT_LEVELS[name]) - 1
+        rate = self._ema[name][level]
         cost = self._cost(name, level, rate)  # None: not known, or credit assignment is off
         if rate < self.low and level > 0 and (cost is None or cost > self.free_margin):
             self._move(name, level - 1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -135,6 +136,11 @@ class _Server(ThreadingHTTPServer):
         with self._open_lock:
             self._open.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return  # the client gave up (timeout) or stop() cut the connection: nothing to report
+        super().handle_error(request, client_address)
 
     def close_open_connections(self) -> None:
         """Cut every kept-alive client connection (else they go on being served after ``stop``)."""

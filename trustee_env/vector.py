@@ -1,0 +1,441 @@
+"""``TrusteeVectorEnv``: many simulated episodes in flight on one event loop, in GRPO groups.
+
+``gym.make_vec("Trustee-v0", num_envs=N, group_size=G, **env_kwargs)`` returns it. The N
+sub-episodes are plain :class:`~trustee_env.episode.Episode` objects that share one set of
+simulator roles (one LLM client per endpoint); each ``step`` runs them concurrently with
+``asyncio.gather`` (no subprocesses). ``reset``/``step`` are sync (they run on the process-wide
+background loop); ``areset``/``astep`` run on the caller's loop.
+
+## GRPO groups
+Slot ``i`` belongs to block ``i // G`` and is member ``i % G`` of it. The r-th episode of every
+slot of a block (counted from the last ``reset``) plays the same task ``(block, r)``: same tools,
+persona, hidden intent, first query, initial world state and difficulty. The task is generated
+once, by whichever member needs it first (a memoised future: the others await it, so members
+need not start together). Task seed = ``derive_seed(reset_seed, block, r)``; member ``m``'s
+episode seed = ``derive_seed(task_seed, m)``, so the simulators sample each member apart.
+
+## Autoreset (``AutoresetMode.NEXT_STEP``)
+A sub-env whose episode ended on step t is reset on step t + 1: its action on step t + 1 is
+ignored (pass ``None``), and step t + 1 returns its first observation of the new episode, reward
+0, ``terminated=False``, ``truncated=False`` and the reset's info.
+
+## Observations, actions, infos
+Observations: a tuple of N :class:`~trustee_env.spaces.ChatObservation` dicts. Actions: a
+sequence of N :class:`~trustee_env.spaces.ChatAction` values (``None`` for autoresetting slots).
+Rewards: ``np.float64`` array; terminations/truncations: ``np.bool_`` arrays. Infos are batched
+with Gymnasium's ``_add_info``: ``infos[key][i]`` with the mask ``infos["_" + key][i]``; nested
+dicts (``aspects``, ``usage``) are batched recursively. ``None`` values are left out (mask
+False), and ``task``, ``verdict``, ``world_state``, ``sim_fault`` and ``group_rewards`` are kept
+whole in object arrays. Besides the single env's keys: ``group_id`` (always), and on the final
+step of the last member of a group to finish, ``group_rewards`` (rewards by member, ``None`` for
+sim-faulted members) and ``group_zero_variance`` (all non-faulted members got the same reward;
+also True when fewer than two are non-faulted: such a group carries no GRPO signal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from trustee_env._portal import portal
+from trustee_env.catalog import Catalog
+from trustee_env.config import TrusteeConfig
+from trustee_env.difficulty import aspects_for
+from trustee_env.env import build_roles, resolve_catalog, resolve_config
+from trustee_env.episode import Episode, StepOutput, derive_seed
+from trustee_env.errors import ConfigError, EpisodeStateError
+from trustee_env.llm.cache import ResponseCache
+from trustee_env.llm.usage import Usage
+from trustee_env.schemas import Aspects, Task, content_hash
+from trustee_env.spaces import ChatAction, ChatObservation
+from trustee_env.trajectory import append_trajectory
+from trustee_env.viewer import render_episode
+
+__all__ = ["TrusteeVectorEnv"]
+
+logger = logging.getLogger("trustee_env")
+
+RESET_OPTIONS = frozenset({"difficulty", "aspects", "task"})
+OPAQUE_INFO_KEYS = frozenset({"task", "verdict", "world_state", "sim_fault", "group_rewards"})
+"""Info values kept whole in an object array: free-form JSON that ``_add_info`` must not recurse into."""
+
+StepResult = tuple[dict[str, Any], float, bool, bool, dict[str, Any]]
+
+
+@dataclass
+class _GroupTask:
+    """The shared task of one GRPO group ``(block, round)`` and the results of its members."""
+
+    group_id: str
+    task_seed: int
+    difficulty: float
+    aspects: Aspects
+    task: Task | None = None
+    future: asyncio.Future[Task] | None = None
+    generation_usage: Usage | None = None
+    rewards: dict[int, float | None] = field(default_factory=dict)  # member -> reward (None: sim fault)
+
+
+class TrusteeVectorEnv(VectorEnv):
+    """N Trustee episodes stepped together, in GRPO groups of ``group_size`` sharing a task.
+
+    Args:
+        num_envs: number of sub-episodes N.
+        group_size: G, members per GRPO group; must divide N. 1 (default) gives every slot its own tasks.
+        render_mode: ``"ansi"`` (``render()`` returns a tuple of transcripts), ``"human"`` (prints them) or None.
+        config: a :class:`~trustee_env.config.TrusteeConfig`; keyword arguments override its fields.
+        catalog: a :class:`~trustee_env.catalog.Catalog` or a path.
+        curriculum: a curriculum rule object (``task_settings(rng, pinned)`` / ``observe(reward, aspects)``) or a
+            name such as ``"paper"``. It is read once per group task and told every non-faulted episode's reward.
+        **kwargs: every other field of ``TrusteeConfig`` (``base_url``, ``model``, ``difficulty``, ...).
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+        "render_modes": ["ansi", "human"],
+        "render_fps": 4,
+    }
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        group_size: int = 1,
+        render_mode: str | None = None,
+        *,
+        config: TrusteeConfig | None = None,
+        catalog: Catalog | str | None = None,
+        curriculum: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ConfigError(f"num_envs must be a positive int, got {num_envs!r}")
+        if isinstance(group_size, bool) or not isinstance(group_size, (int, np.integer)) or group_size < 1:
+            raise ConfigError(f"group_size must be a positive int, got {group_size!r}")
+        if num_envs % group_size:
+            raise ConfigError(
+                f"num_envs ({num_envs}) must be a multiple of group_size ({group_size}): "
+                f"slot i belongs to GRPO group i // group_size"
+            )
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        self.num_envs = int(num_envs)
+        self.group_size = int(group_size)
+        self.num_groups = self.num_envs // self.group_size
+        self.render_mode = render_mode
+        self.config = resolve_config(config, **kwargs)
+        self.catalog = resolve_catalog(catalog, self.config)
+        self.cache = (
+            ResponseCache(self.config.cache_path, self.config.cache_mode)
+            if self.config.cache_mode != "off" and self.config.cache_path
+            else None
+        )
+        self.roles = build_roles(self.config, self.cache)  # one set of clients for every sub-episode
+        self.curriculum = _make_curriculum(curriculum)
+
+        self.single_observation_space = ChatObservation()
+        self.single_action_space = ChatAction()
+        self.observation_space = spaces.Tuple([ChatObservation() for _ in range(self.num_envs)])
+        self.action_space = spaces.Tuple([ChatAction() for _ in range(self.num_envs)])
+
+        self.episodes = [
+            Episode(self.roles, self.config, self.catalog, member=i % self.group_size) for i in range(self.num_envs)
+        ]
+        self.stats: dict[str, Any] = {
+            "episodes": 0,
+            "sim_faults": 0,
+            "groups": 0,
+            "zero_variance_groups": 0,
+            "usage": Usage(),
+        }
+        self._reset_seed: int | None = None
+        self._options: dict[str, Any] = {}
+        self._rounds = [0] * self.num_envs
+        self._group_ids: list[str | None] = [None] * self.num_envs
+        self._autoreset = np.zeros(self.num_envs, dtype=np.bool_)
+        self._groups: dict[tuple[int, int], _GroupTask] = {}
+        self._ready = False
+
+    # ------------------------------------------------------------------ Gymnasium API
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
+        """Start a new episode in every slot; round 0 of every group. ``options`` (``difficulty``,
+        ``aspects``, ``task``) apply to every task until the next ``reset``, autoresets included."""
+        return portal().run(lambda: self._reset_all(seed, options))
+
+    def step(
+        self, actions: Sequence[Any]
+    ) -> tuple[tuple[dict[str, Any], ...], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """One policy message per slot (``None`` for a slot that ended on the previous step: it is reset)."""
+        return portal().run(lambda: self._step_all(actions))
+
+    async def areset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
+        """``reset`` on the caller's event loop."""
+        return await self._reset_all(seed, options)
+
+    async def astep(
+        self, actions: Sequence[Any]
+    ) -> tuple[tuple[dict[str, Any], ...], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """``step`` on the caller's event loop."""
+        return await self._step_all(actions)
+
+    def render(self) -> tuple[str, ...] | None:
+        """``ansi``: a tuple with each sub-episode's transcript; ``human``: print them."""
+        texts = tuple(render_episode(episode) for episode in self.episodes)
+        if self.render_mode == "human":
+            for index, text in enumerate(texts):
+                print(f"===== sub-env {index} =====\n{text}")
+            return None
+        return texts
+
+    def close_extras(self, **kwargs: Any) -> None:
+        """Cancel task generations still in flight and release the cache connection."""
+        self._drop_groups()
+        if self.cache is not None:
+            self.cache.close()
+
+    # ------------------------------------------------------------------ reset / step
+
+    async def _reset_all(
+        self, seed: int | None, options: dict[str, Any] | None
+    ) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise TypeError(
+                f"seed must be an int or None, got {type(seed).__name__}: one reset seed seeds every group's tasks"
+            )
+        options = _check_options(options)
+        VectorEnv.reset(self, seed=None if seed is None else int(seed))
+        self._ready = False
+        self._reset_seed = int(seed) if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
+        self._options = options
+        self._drop_groups()
+        self._rounds = [0] * self.num_envs
+        self._autoreset = np.zeros(self.num_envs, dtype=np.bool_)
+        results = await _gather_all([self._reset_slot(i) for i in range(self.num_envs)])
+        self._ready = True
+        observations = tuple(obs for obs, _ in results)
+        return observations, self._batch_infos([info for _, info in results])
+
+    async def _step_all(
+        self, actions: Sequence[Any]
+    ) -> tuple[tuple[dict[str, Any], ...], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if not self._ready:
+            raise EpisodeStateError("step() called before reset() (or after a failed step): call reset() first")
+        if isinstance(actions, (str, dict)) or not hasattr(actions, "__len__"):
+            raise TypeError(f"actions must be a sequence of {self.num_envs} assistant messages, got {actions!r:.80}")
+        actions = list(actions)
+        if len(actions) != self.num_envs:
+            raise ValueError(f"expected {self.num_envs} actions (one per sub-env), got {len(actions)}")
+        resetting = self._autoreset.copy()
+
+        async def one(index: int) -> StepOutput:
+            if resetting[index]:  # NEXT_STEP autoreset: the action is ignored
+                self._rounds[index] += 1
+                obs, info = await self._reset_slot(index)
+                return StepOutput(obs, 0.0, False, False, info)
+            out = await self.episodes[index].step(actions[index])
+            out.info["group_id"] = self._group_ids[index]
+            return out
+
+        try:
+            outputs = await _gather_all([one(i) for i in range(self.num_envs)])
+        except BaseException:
+            self._ready = False  # some slots moved on, others did not: only a full reset is safe
+            raise
+        for index, out in enumerate(outputs):  # in slot order, so "the last finisher" is deterministic
+            if not resetting[index] and (out.terminated or out.truncated):
+                self._finish(index, out)
+        rewards = np.array([out.reward for out in outputs], dtype=np.float64)
+        terminations = np.array([out.terminated for out in outputs], dtype=np.bool_)
+        truncations = np.array([out.truncated for out in outputs], dtype=np.bool_)
+        self._autoreset = terminations | truncations
+        infos = self._batch_infos([out.info for out in outputs])
+        return tuple(out.observation for out in outputs), rewards, terminations, truncations, infos
+
+    async def _reset_slot(self, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        block, member = divmod(index, self.group_size)
+        group = self._group_task(block, self._rounds[index])
+        episode = self.episodes[index]
+        settings = {"seed": derive_seed(group.task_seed, member), "difficulty": group.difficulty}
+        generated_here = False
+        if group.task is not None:
+            obs, info = await episode.reset(**settings, aspects=group.aspects, task=group.task)
+        else:
+            if group.future is None:  # the first member to need the task starts its generation
+                generator = Episode(self.roles, self.config, self.catalog)
+                group.generation_usage = generator.usage
+                group.future = asyncio.ensure_future(
+                    generator._generate_task(group.task_seed, group.difficulty, group.aspects)
+                )
+                generated_here = True
+            # shield: one member being cancelled must not cancel the task the others await
+            obs, info = await episode.reset(**settings, aspects=group.aspects, task_future=asyncio.shield(group.future))
+        if generated_here and group.generation_usage is not None:
+            episode.usage.merge(group.generation_usage)  # as in the single env: the task's calls count once
+            info["usage"] = episode.usage.info_view()
+        self._group_ids[index] = group.group_id
+        info["group_id"] = group.group_id
+        return obs, info
+
+    def _group_task(self, block: int, round_: int) -> _GroupTask:
+        """The memoised task settings of group ``(block, round_)``; the curriculum is read once per group."""
+        key = (block, round_)
+        group = self._groups.get(key)
+        if group is None:
+            assert self._reset_seed is not None
+            task_seed = derive_seed(self._reset_seed, block, round_)
+            difficulty, aspects, task = _task_settings(self.config, self.curriculum, task_seed, self._options)
+            group = _GroupTask(
+                group_id=content_hash([self._reset_seed, block, round_]),
+                task_seed=task_seed,
+                difficulty=difficulty,
+                aspects=aspects,
+                task=task,
+            )
+            self._groups[key] = group
+        return group
+
+    def _finish(self, index: int, out: StepOutput) -> None:
+        """Log a finished episode; when it is its group's last, report the group's rewards on its info."""
+        block, member = divmod(index, self.group_size)
+        key = (block, self._rounds[index])
+        faulted = out.info.get("sim_fault") is not None
+        _record_finished(
+            self.episodes[index],
+            out,
+            stats=self.stats,
+            curriculum=self.curriculum,
+            trajectory_path=self.config.trajectory_path,
+            extra={"group_id": self._group_ids[index], "slot": index},
+        )
+        group = self._groups.get(key)
+        if group is None:  # cannot happen while the bookkeeping is intact
+            logger.warning("finished episode of slot %d has no group %s", index, key)
+            return
+        group.rewards[member] = None if faulted else float(out.reward)
+        if len(group.rewards) < self.group_size:
+            return
+        rewards = [group.rewards[m] for m in range(self.group_size)]
+        valid = [reward for reward in rewards if reward is not None]
+        zero_variance = len(valid) < 2 or max(valid) - min(valid) <= 1e-9
+        out.info["group_rewards"] = rewards
+        out.info["group_zero_variance"] = bool(zero_variance)
+        self.stats["groups"] += 1
+        self.stats["zero_variance_groups"] += int(zero_variance)
+        del self._groups[key]  # every member has reset into it and finished: nobody needs the task again
+
+    def _drop_groups(self) -> None:
+        """Forget every group task; cancel generations nobody will await any more."""
+        for group in self._groups.values():
+            future = group.future
+            if future is not None and not future.done():
+                try:
+                    future.get_loop().call_soon_threadsafe(future.cancel)
+                except RuntimeError:  # its loop is closed (an asyncio.run that ended)
+                    pass
+        self._groups = {}
+
+    def _batch_infos(self, infos: Iterable[dict[str, Any]]) -> dict[str, Any]:
+        """Gymnasium's batched info (``_add_info``), with free-form JSON values kept whole and ``None`` left out."""
+        batched: dict[str, Any] = {}
+        for index, info in enumerate(infos):
+            plain: dict[str, Any] = {}
+            for key, value in info.items():
+                if value is None:
+                    continue
+                if key in OPAQUE_INFO_KEYS:
+                    if key not in batched:
+                        batched[key] = np.full(self.num_envs, None, dtype=object)
+                        batched[f"_{key}"] = np.zeros(self.num_envs, dtype=np.bool_)
+                    batched[key][index] = value
+                    batched[f"_{key}"][index] = True
+                else:
+                    plain[key] = value
+            batched = self._add_info(batched, plain, index)
+        return batched
+
+
+# ---------------------------------------------------------------------- helpers (env.py could share these)
+
+
+def _check_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    options = dict(options or {})
+    unknown = set(options) - RESET_OPTIONS
+    if unknown:
+        raise ValueError(f"unknown reset option(s) {sorted(unknown)}; known: {', '.join(sorted(RESET_OPTIONS))}")
+    task = options.get("task")
+    if task is not None and not isinstance(task, Task):
+        options["task"] = Task.model_validate(task)
+    return options
+
+
+def _task_settings(
+    config: TrusteeConfig, curriculum: Any, seed: int, options: dict[str, Any]
+) -> tuple[float, Aspects, Task | None]:
+    """Difficulty, aspects and fixed task of one task: from options, else the curriculum, else the config.
+
+    The same rule as ``TrusteeToolEnv._episode_settings`` (which could call this).
+    """
+    pinned = {**(config.aspects or {}), **(options.get("aspects") or {})}
+    difficulty = float(options.get("difficulty", config.difficulty))
+    if curriculum is not None and "difficulty" not in options:
+        difficulty, aspects = curriculum.task_settings(np.random.default_rng(seed), pinned=pinned)
+    else:
+        aspects = aspects_for(difficulty, pinned)
+    if not isinstance(aspects, Aspects):
+        aspects = Aspects.model_validate(aspects)
+    return float(difficulty), aspects, options.get("task")
+
+
+def _record_finished(
+    episode: Episode,
+    out: StepOutput,
+    *,
+    stats: dict[str, Any],
+    curriculum: Any,
+    trajectory_path: str | None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Account a finished episode: stats, curriculum (non-faulted only), JSONL trajectory.
+
+    The same steps as ``TrusteeToolEnv._finish_episode`` (which could call this).
+    """
+    faulted = out.info.get("sim_fault") is not None
+    stats["episodes"] += 1
+    stats["sim_faults"] += int(faulted)
+    stats["usage"].merge(episode.usage)
+    record = episode.trajectory()
+    record.update(extra or {})
+    stats["last_timings"] = record["timings"]
+    if curriculum is not None and not faulted:
+        curriculum.observe(out.reward, record["aspects"])
+    if trajectory_path:
+        append_trajectory(trajectory_path, record)
+    return record
+
+
+async def _gather_all(coroutines: list[Awaitable[Any]]) -> list[Any]:
+    """Run all concurrently and wait for all (none left running); then re-raise the first failure."""
+    results = await asyncio.gather(*coroutines, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
+
+def _make_curriculum(curriculum: Any) -> Any:
+    if isinstance(curriculum, str):
+        from trustee_env.curriculum import make_curriculum
+
+        return make_curriculum(curriculum)
+    return curriculum
