@@ -65,6 +65,7 @@ from trustee_env.catalog import Catalog
 from trustee_env.config import TrusteeConfig, make_config
 from trustee_env.difficulty import aspects_for
 from trustee_env.episode import Episode, Roles, StepOutput
+from trustee_env.errors import LLMError
 from trustee_env.llm.cache import ResponseCache
 from trustee_env.llm.client import LLMClient
 from trustee_env.llm.usage import Usage
@@ -155,7 +156,11 @@ class TrusteeToolEnv(gym.Env[dict[str, Any], Any]):
 
     def step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         """Send one policy message; returns ``(obs, reward, terminated, truncated, info)``."""
-        out = portal().run(lambda: self.episode.step(action))
+        try:
+            out = portal().run(lambda: self.episode.step(action))
+        except LLMError:
+            self._keep_raised_fault()
+            raise
         return self._after_step(out)
 
     async def areset(
@@ -168,7 +173,17 @@ class TrusteeToolEnv(gym.Env[dict[str, Any], Any]):
 
     async def astep(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         """``step`` on the caller's event loop."""
-        return self._after_step(await self.episode.step(action))
+        try:
+            out = await self.episode.step(action)
+        except LLMError:
+            self._keep_raised_fault()
+            raise
+        return self._after_step(out)
+
+    def _keep_raised_fault(self) -> None:
+        """With ``raise_on_sim_fault``, the faulted episode is still written before the error propagates."""
+        if self.episode.sim_fault is not None and self.config.trajectory_path:
+            append_trajectory(self.config.trajectory_path, self.episode.trajectory())
 
     def render(self) -> str | None:
         """``ansi``: the transcript as text; ``human``: print it."""

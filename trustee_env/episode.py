@@ -252,7 +252,10 @@ class Episode:
 
         for index, call in enumerate(parsed.calls):
             if len(self.records) >= self.max_tool_calls:
-                self._tool_message(call.id, f"Error: tool-call budget of {self.max_tool_calls} calls exhausted.")
+                for skipped in parsed.calls[index:]:  # every call gets an answer, even past the budget
+                    self._tool_message(
+                        skipped.id, f"Error: tool-call budget of {self.max_tool_calls} calls exhausted; not run."
+                    )
                 return await self._end("tool_budget", truncated=True)
             try:
                 await self._run_call(task, call, index)
@@ -346,6 +349,10 @@ class Episode:
     # ------------------------------------------------------------------ helpers
 
     def _fault(self, err: LLMError) -> None:
+        if self.config.raise_on_sim_fault:
+            self.phase = Phase.DONE
+            self.termination = "sim_fault"
+            self.finished = time.perf_counter()
         self.sim_fault = {
             "role": err.role or "unknown",
             "reason": err.reason,
