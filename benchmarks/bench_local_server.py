@@ -54,8 +54,12 @@ def repair_stats(path: Path) -> dict[str, Any]:
             entry["repairs"] += usage["repairs"]
             calls += usage["calls"]
             repaired += usage["repairs"]
-    return {"simulator_calls": calls, "repair_round_trips": repaired, "per_role": per_role,
-            "repair_round_trips_per_call": round(repaired / calls, 3) if calls else None}
+    return {
+        "simulator_calls": calls,
+        "repair_round_trips": repaired,
+        "per_role": per_role,
+        "repair_round_trips_per_call": round(repaired / calls, 3) if calls else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,8 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, default=3)
     parser.add_argument("--ungrounded", default="relax", choices=["reject", "relax"])
     args = parser.parse_args(argv)
-    options = {"difficulty": args.difficulty, "tool_format": "hermes", "max_steps": args.max_steps,
-               "ungrounded_arguments": args.ungrounded, "policy": {"max_tokens": 160}}
+    options = {
+        "difficulty": args.difficulty,
+        "tool_format": "hermes",
+        "max_steps": args.max_steps,
+        "ungrounded_arguments": args.ungrounded,
+        "policy": {"max_tokens": 160},
+    }
     tmp = Path(tempfile.mkdtemp(prefix="trustee-bench-"))
     result: dict[str, Any] = {"model": "SmolLM2-135M-Instruct Q4_1", "cpu_count": os.cpu_count(), "options": options}
 
@@ -82,11 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     result["episodes_per_min_python_server"] = round(60 * len(summaries) / batch["elapsed_s"], 2)
     result["sim_fault_rate"] = round(len(faults) / len(summaries), 3)
     result["sim_faults_by_role"] = {
-        role: sum(1 for s in faults if s["sim_fault"]["role"] == role) for role in ("task_generator", "user", "tool",
-                                                                                    "judge")
+        role: sum(1 for s in faults if s["sim_fault"]["role"] == role)
+        for role in ("task_generator", "user", "tool", "judge")
     }
-    result["mean_reward_non_faulted"] = (
-        round(sum(s["reward"] for s in summaries if not s["sim_fault"]) / max(1, len(summaries) - len(faults)), 3)
+    result["mean_reward_non_faulted"] = round(
+        sum(s["reward"] for s in summaries if not s["sim_fault"]) / max(1, len(summaries) - len(faults)), 3
     )
     result["repairs"] = repair_stats(tmp / "c1.jsonl")
 
@@ -101,12 +110,17 @@ def main(argv: list[str] | None = None) -> int:
         for parallel in (1, 4):
             with LocalServer(ServerSpec(engine="llama-server", parallel=parallel)) as server:
                 run = run_batch(server, seeds, parallel, tmp / f"slots{parallel}.jsonl", options)
-            slots[f"{parallel}_slots"] = {"concurrency": parallel, "episodes": run["episodes"],
-                                          "elapsed_s": run["elapsed_s"],
-                                          "episodes_per_min": round(60 * run["episodes"] / run["elapsed_s"], 2)}
+            slots[f"{parallel}_slots"] = {
+                "concurrency": parallel,
+                "episodes": run["episodes"],
+                "elapsed_s": run["elapsed_s"],
+                "episodes_per_min": round(60 * run["episodes"] / run["elapsed_s"], 2),
+            }
         result["slots"] = slots
     elif slots_engine is not None:
-        result["slots"] = "skipped: llama-server not found (on PATH or TRUSTEE_LLAMA_SERVER); the Python server has 1 slot"
+        result["slots"] = (
+            "skipped: llama-server not found (on PATH or TRUSTEE_LLAMA_SERVER); the Python server has 1 slot"
+        )
     result["trajectories"] = str(tmp)
     print(json.dumps(result, indent=2))
     return 0

@@ -50,7 +50,7 @@ from trustee_env.config import TrusteeConfig
 from trustee_env.difficulty import aspects_for
 from trustee_env.env import build_roles, resolve_catalog, resolve_config
 from trustee_env.episode import Episode, StepOutput, derive_seed
-from trustee_env.errors import ConfigError, EpisodeStateError
+from trustee_env.errors import ConfigError, EpisodeStateError, LLMError
 from trustee_env.llm.cache import ResponseCache
 from trustee_env.llm.usage import Usage
 from trustee_env.schemas import Aspects, Task, content_hash
@@ -243,7 +243,15 @@ class TrusteeVectorEnv(VectorEnv):
                 self._rounds[index] += 1
                 obs, info = await self._reset_slot(index)
                 return StepOutput(obs, 0.0, False, False, info)
-            out = await self.episodes[index].step(actions[index])
+            episode = self.episodes[index]
+            try:
+                out = await episode.step(actions[index])
+            except LLMError:  # raise_on_sim_fault: the faulted episode is still written (DESIGN rule 6)
+                if episode.sim_fault is not None and self.config.trajectory_path:
+                    record = episode.trajectory()
+                    record.update(group_id=self._group_ids[index], slot=index)
+                    append_trajectory(self.config.trajectory_path, record)
+                raise
             out.info["group_id"] = self._group_ids[index]
             return out
 

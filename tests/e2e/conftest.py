@@ -18,9 +18,7 @@ from trustee_env.serve.local import LocalServer, ServerSpec
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     """A llama-cpp-python server on a free port, stopped by PID at the end of the session."""
     log = tmp_path_factory.mktemp("llama") / "server.log"
-    server = LocalServer(
-        ServerSpec(engine="llama-cpp-python", threads=max(1, os.cpu_count() or 1)), log_path=str(log)
-    )
+    server = LocalServer(ServerSpec(engine="llama-cpp-python", threads=max(1, os.cpu_count() or 1)), log_path=str(log))
     server.start()  # raises ServerError (test error, not skip) with the log tail if it cannot start
     try:
         yield server

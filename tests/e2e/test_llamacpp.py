@@ -58,8 +58,13 @@ def test_full_episodes_are_structurally_valid(llama_server: LocalServer, tmp_pat
         assert terminated or truncated
         if info["sim_fault"] is not None:
             assert info["sim_fault"]["role"] in {"task_generator", "user", "tool", "judge"}
-            assert info["sim_fault"]["reason"] in {"invalid_output", "truncated_output", "connection", "timeout",
-                                                   "http_status"}
+            assert info["sim_fault"]["reason"] in {
+                "invalid_output",
+                "truncated_output",
+                "connection",
+                "timeout",
+                "http_status",
+            }
             assert reward == 0.0 and truncated
             continue
         complete += 1
@@ -88,15 +93,20 @@ def test_full_episodes_are_structurally_valid(llama_server: LocalServer, tmp_pat
 
 def test_seeded_episode_replays_from_cache_without_server(llama_server: LocalServer, tmp_path) -> None:
     cache = tmp_path / "cache.sqlite"
-    common = dict(difficulty=10, tool_format="hermes", max_steps=2, ungrounded_arguments="relax",
-                  cache_path=str(cache))
-    env = gym.make("Trustee-v0", base_url=llama_server.base_url, model=llama_server.model_name,
-                   cache_mode="read_write", **common)
+    common = dict(difficulty=10, tool_format="hermes", max_steps=2, ungrounded_arguments="relax", cache_path=str(cache))
+    env = gym.make(
+        "Trustee-v0", base_url=llama_server.base_url, model=llama_server.model_name, cache_mode="read_write", **common
+    )
     first = _play(env, seed=11)
     env.close()
-    replay = gym.make("Trustee-v0", base_url="http://127.0.0.1:9/v1", model=llama_server.model_name,
-                      cache_mode="replay_only",
-                      max_retries=0, **common)
+    replay = gym.make(
+        "Trustee-v0",
+        base_url="http://127.0.0.1:9/v1",
+        model=llama_server.model_name,
+        cache_mode="replay_only",
+        max_retries=0,
+        **common,
+    )
     second = _play(replay, seed=11)
     replay.close()
     assert first[0] == second[0] and first[1:4] == second[1:4]
@@ -106,9 +116,23 @@ def test_seeded_episode_replays_from_cache_without_server(llama_server: LocalSer
 def test_demo_command_runs_against_the_server(llama_server: LocalServer, tmp_path) -> None:
     out = tmp_path / "demo.jsonl"
     proc = subprocess.run(
-        [sys.executable, "-m", "trustee_env.cli", "demo", "--episodes", "1", "--max-steps", "2",
-         "--base-url", llama_server.base_url, "--out", str(out)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "trustee_env.cli",
+            "demo",
+            "--episodes",
+            "1",
+            "--max-steps",
+            "2",
+            "--base-url",
+            llama_server.base_url,
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "trajectories written to" in proc.stdout
@@ -147,7 +171,9 @@ def test_trustee_serve_stops_cleanly_on_sigterm(tmp_path) -> None:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "trustee_env.cli", "serve", "--engine", "llama-cpp-python", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 120
@@ -170,7 +196,9 @@ def test_port_clash_is_a_one_line_error(llama_server: LocalServer) -> None:
     port = llama_server.base_url.rsplit(":", 1)[1].split("/")[0]
     proc = subprocess.run(
         [sys.executable, "-m", "trustee_env.cli", "serve", "--engine", "llama-cpp-python", "--port", port],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 1
     assert "already in use" in proc.stderr and "Traceback" not in proc.stderr

@@ -64,10 +64,10 @@ class EndpointLimiter:
         except RuntimeError:  # the waiter's loop is closed: pass the slot on
             self.release()
 
-    def _grant(self, future: asyncio.Future[None]) -> None:
-        if future.done():  # cancelled between hand-over and grant
-            self.release()
-        else:
+    @staticmethod
+    def _grant(future: asyncio.Future[None]) -> None:
+        # A waiter cancelled after the hand-over gives the slot back itself (see ``acquire``).
+        if not future.done():
             future.set_result(None)
 
     async def __aenter__(self) -> EndpointLimiter:
