@@ -73,6 +73,36 @@ async def play(env: TrusteeToolEnv, seed: int) -> tuple[list[Any], float]:
     return observations, float(reward)
 
 
+def _prompt_text(request: dict[str, Any]) -> str:
+    return "".join(f"<{m['role']}>{m.get('content') or ''}" for m in request.get("messages", []))
+
+
+def prefix_sharing(requests: list[tuple[str, dict[str, Any]]], limit: int = 150) -> dict[str, float]:
+    """Per role: mean fraction of a prompt that an earlier prompt of the same role already started with.
+
+    That is what vLLM's automatic prefix caching and llama.cpp's slot cache can reuse.
+    """
+    by_role: dict[str, list[str]] = {}
+    for role, request in requests:
+        by_role.setdefault(role, []).append(_prompt_text(request))
+    out = {}
+    for role, prompts in sorted(by_role.items()):
+        prompts = prompts[:limit]
+        fractions = []
+        for i, prompt in enumerate(prompts[1:], start=1):
+            best = 0
+            for earlier in prompts[:i]:
+                n = 0
+                for a, b in zip(prompt, earlier):
+                    if a != b:
+                        break
+                    n += 1
+                best = max(best, n)
+            fractions.append(best / max(1, len(prompt)))
+        out[role] = round(statistics.mean(fractions), 3) if fractions else 0.0
+    return out
+
+
 def bench_overhead(steps: int) -> dict[str, Any]:
     with FakeLLMServer(ScriptedSimulator()) as server:
         env = make_env(server.base_url)
@@ -96,7 +126,9 @@ def bench_overhead(steps: int) -> dict[str, Any]:
 
         asyncio.run(run())
         env.close()
+        sharing = prefix_sharing(server.requests)
     return {
+        "shared_prefix_fraction": sharing,
         "steps": len(per_step),
         "median_step_overhead_ms": round(statistics.median(per_step), 3),
         "p90_step_overhead_ms": round(sorted(per_step)[int(0.9 * len(per_step))], 3),
