@@ -93,7 +93,7 @@ def prefix_sharing(requests: list[tuple[str, dict[str, Any]]], limit: int = 150)
             best = 0
             for earlier in prompts[:i]:
                 n = 0
-                for a, b in zip(prompt, earlier):
+                for a, b in zip(prompt, earlier, strict=False):
                     if a != b:
                         break
                     n += 1
