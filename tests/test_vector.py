@@ -9,6 +9,7 @@ judge's verdict. Nothing here asserts on wall time.
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -402,3 +403,17 @@ def test_raise_on_sim_fault_keeps_the_trajectory_and_needs_a_reset(
         venv.step([MORE, MORE])
     obs, _ = venv.reset(seed=6)
     assert len(obs) == 2
+
+
+def test_the_docs_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the example writes runs/trajectories.jsonl
+    doc = Path(__file__).resolve().parent.parent / "docs" / "vector.md"
+    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.DOTALL)
+    assert len(blocks) == 2
+    for block in blocks:
+        exec(compile(block, str(doc), "exec"), {"__name__": "__doc_example__"})
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3  # one line per training step
+    assert len(list(read_trajectories(tmp_path / "runs" / "trajectories.jsonl"))) > 16

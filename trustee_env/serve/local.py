@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -155,6 +156,20 @@ def build_command(spec: ServerSpec) -> list[str]:
     ]
 
 
+def _die_with_parent() -> None:
+    """In the child (Linux): get SIGTERM when the parent dies, so a killed test run leaves no server behind.
+
+    Only set when started from the main thread: the signal follows the creating *thread*.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -233,7 +248,13 @@ class LocalServer:
         started = time.monotonic()
         log = open(self.log_path, "wb")
         try:
-            self.process = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
+            )
         except FileNotFoundError as err:
             raise ServerError(f"cannot run {self.cmd[0]!r}: {err}", cmd=self.cmd) from None
         finally:
