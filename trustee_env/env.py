@@ -75,7 +75,15 @@ from trustee_env.spaces import ChatAction, ChatObservation
 from trustee_env.trajectory import append_trajectory
 from trustee_env.viewer import render_episode
 
-__all__ = ["TrusteeToolEnv", "build_roles", "resolve_catalog", "resolve_config"]
+__all__ = [
+    "TrusteeToolEnv",
+    "build_roles",
+    "check_reset_options",
+    "record_finished",
+    "resolve_catalog",
+    "resolve_config",
+    "task_settings",
+]
 
 logger = logging.getLogger("trustee_env")
 
@@ -202,22 +210,9 @@ class TrusteeToolEnv(gym.Env[dict[str, Any], Any]):
     # ------------------------------------------------------------------ internals
 
     def _episode_settings(self, seed: int | None, options: dict[str, Any] | None) -> tuple[int, dict[str, Any]]:
-        options = dict(options or {})
-        unknown = set(options) - {"difficulty", "aspects", "task"}
-        if unknown:
-            raise ValueError(f"unknown reset option(s) {sorted(unknown)}; known: difficulty, aspects, task")
+        options = check_reset_options(options)
         episode_seed = int(seed) if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
-        task = options.get("task")
-        if task is not None and not isinstance(task, Task):
-            task = Task.model_validate(task)
-        pinned = {**(self.config.aspects or {}), **(options.get("aspects") or {})}
-        difficulty = float(options.get("difficulty", self.config.difficulty))
-        if self.curriculum is not None and "difficulty" not in options:
-            difficulty, aspects = self.curriculum.task_settings(np.random.default_rng(episode_seed), pinned=pinned)
-        else:
-            aspects = aspects_for(difficulty, pinned)
-        if not isinstance(aspects, Aspects):
-            aspects = Aspects.model_validate(aspects)
+        difficulty, aspects, task = task_settings(self.config, self.curriculum, episode_seed, options)
         return episode_seed, {"difficulty": difficulty, "aspects": aspects, "task": task}
 
     def _after_step(self, out: StepOutput) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
@@ -226,15 +221,67 @@ class TrusteeToolEnv(gym.Env[dict[str, Any], Any]):
         return out.observation, out.reward, out.terminated, out.truncated, out.info
 
     def _finish_episode(self, out: StepOutput) -> None:
-        self.stats["episodes"] += 1
-        self.stats["sim_faults"] += int(out.info.get("sim_fault") is not None)
-        self.stats["usage"].merge(self.episode.usage)
-        record = self.episode.trajectory()
-        self.stats["last_timings"] = record["timings"]
-        if self.curriculum is not None and out.info.get("sim_fault") is None:
-            self.curriculum.observe(out.reward, record["aspects"])
-        if self.config.trajectory_path:
-            append_trajectory(self.config.trajectory_path, record)
+        record_finished(
+            self.episode,
+            out,
+            stats=self.stats,
+            curriculum=self.curriculum,
+            trajectory_path=self.config.trajectory_path,
+        )
+
+
+RESET_OPTIONS = frozenset({"difficulty", "aspects", "task"})
+
+
+def check_reset_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    """Validate ``reset(options=...)``: only difficulty, aspects and task; a task dict becomes a Task."""
+    options = dict(options or {})
+    unknown = set(options) - RESET_OPTIONS
+    if unknown:
+        raise ValueError(f"unknown reset option(s) {sorted(unknown)}; known: {', '.join(sorted(RESET_OPTIONS))}")
+    task = options.get("task")
+    if task is not None and not isinstance(task, Task):
+        options["task"] = Task.model_validate(task)
+    return options
+
+
+def task_settings(
+    config: TrusteeConfig, curriculum: Any, seed: int, options: dict[str, Any]
+) -> tuple[float, Aspects, Task | None]:
+    """Difficulty, aspects and fixed task of one task: from options, else the curriculum, else the config."""
+    pinned = {**(config.aspects or {}), **(options.get("aspects") or {})}
+    difficulty = float(options.get("difficulty", config.difficulty))
+    if curriculum is not None and "difficulty" not in options:
+        difficulty, aspects = curriculum.task_settings(np.random.default_rng(seed), pinned=pinned)
+    else:
+        aspects = aspects_for(difficulty, pinned)
+    if not isinstance(aspects, Aspects):
+        aspects = Aspects.model_validate(aspects)
+    return float(difficulty), aspects, options.get("task")
+
+
+def record_finished(
+    episode: Episode,
+    out: StepOutput,
+    *,
+    stats: dict[str, Any],
+    curriculum: Any,
+    trajectory_path: str | None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Account a finished episode: stats, curriculum (non-faulted only), JSONL trajectory."""
+    faulted = out.info.get("sim_fault") is not None
+    stats["episodes"] += 1
+    stats["sim_faults"] += int(faulted)
+    stats["usage"].merge(episode.usage)
+    record = episode.trajectory()
+    record.update(extra or {})
+    stats["last_timings"] = record["timings"]
+    if curriculum is not None and not faulted:
+        curriculum.observe(out.reward, record["aspects"])
+    if trajectory_path:
+        append_trajectory(trajectory_path, record)
+    return record
 
 
 def _make_curriculum(curriculum: Any) -> Any:

@@ -47,8 +47,14 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from trustee_env._portal import portal
 from trustee_env.catalog import Catalog
 from trustee_env.config import TrusteeConfig
-from trustee_env.difficulty import aspects_for
-from trustee_env.env import build_roles, resolve_catalog, resolve_config
+from trustee_env.env import (
+    build_roles,
+    check_reset_options,
+    record_finished,
+    resolve_catalog,
+    resolve_config,
+    task_settings,
+)
 from trustee_env.episode import Episode, StepOutput, derive_seed
 from trustee_env.errors import ConfigError, EpisodeStateError, LLMError
 from trustee_env.llm.cache import ResponseCache
@@ -62,7 +68,6 @@ __all__ = ["TrusteeVectorEnv"]
 
 logger = logging.getLogger("trustee_env")
 
-RESET_OPTIONS = frozenset({"difficulty", "aspects", "task"})
 OPAQUE_INFO_KEYS = frozenset({"task", "verdict", "world_state", "sim_fault", "group_rewards"})
 """Info values kept whole in an object array: free-form JSON that ``_add_info`` must not recurse into."""
 
@@ -213,7 +218,7 @@ class TrusteeVectorEnv(VectorEnv):
             raise TypeError(
                 f"seed must be an int or None, got {type(seed).__name__}: one reset seed seeds every group's tasks"
             )
-        options = _check_options(options)
+        options = check_reset_options(options)
         VectorEnv.reset(self, seed=None if seed is None else int(seed))
         self._ready = False
         self._reset_seed = int(seed) if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
@@ -302,7 +307,7 @@ class TrusteeVectorEnv(VectorEnv):
         if group is None:
             assert self._reset_seed is not None
             task_seed = derive_seed(self._reset_seed, block, round_)
-            difficulty, aspects, task = _task_settings(self.config, self.curriculum, task_seed, self._options)
+            difficulty, aspects, task = task_settings(self.config, self.curriculum, task_seed, self._options)
             group = _GroupTask(
                 group_id=content_hash([self._reset_seed, block, round_]),
                 task_seed=task_seed,
@@ -318,7 +323,7 @@ class TrusteeVectorEnv(VectorEnv):
         block, member = divmod(index, self.group_size)
         key = (block, self._rounds[index])
         faulted = out.info.get("sim_fault") is not None
-        _record_finished(
+        record_finished(
             self.episodes[index],
             out,
             stats=self.stats,
@@ -374,62 +379,6 @@ class TrusteeVectorEnv(VectorEnv):
 
 
 # ---------------------------------------------------------------------- helpers (env.py could share these)
-
-
-def _check_options(options: dict[str, Any] | None) -> dict[str, Any]:
-    options = dict(options or {})
-    unknown = set(options) - RESET_OPTIONS
-    if unknown:
-        raise ValueError(f"unknown reset option(s) {sorted(unknown)}; known: {', '.join(sorted(RESET_OPTIONS))}")
-    task = options.get("task")
-    if task is not None and not isinstance(task, Task):
-        options["task"] = Task.model_validate(task)
-    return options
-
-
-def _task_settings(
-    config: TrusteeConfig, curriculum: Any, seed: int, options: dict[str, Any]
-) -> tuple[float, Aspects, Task | None]:
-    """Difficulty, aspects and fixed task of one task: from options, else the curriculum, else the config.
-
-    The same rule as ``TrusteeToolEnv._episode_settings`` (which could call this).
-    """
-    pinned = {**(config.aspects or {}), **(options.get("aspects") or {})}
-    difficulty = float(options.get("difficulty", config.difficulty))
-    if curriculum is not None and "difficulty" not in options:
-        difficulty, aspects = curriculum.task_settings(np.random.default_rng(seed), pinned=pinned)
-    else:
-        aspects = aspects_for(difficulty, pinned)
-    if not isinstance(aspects, Aspects):
-        aspects = Aspects.model_validate(aspects)
-    return float(difficulty), aspects, options.get("task")
-
-
-def _record_finished(
-    episode: Episode,
-    out: StepOutput,
-    *,
-    stats: dict[str, Any],
-    curriculum: Any,
-    trajectory_path: str | None,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Account a finished episode: stats, curriculum (non-faulted only), JSONL trajectory.
-
-    The same steps as ``TrusteeToolEnv._finish_episode`` (which could call this).
-    """
-    faulted = out.info.get("sim_fault") is not None
-    stats["episodes"] += 1
-    stats["sim_faults"] += int(faulted)
-    stats["usage"].merge(episode.usage)
-    record = episode.trajectory()
-    record.update(extra or {})
-    stats["last_timings"] = record["timings"]
-    if curriculum is not None and not faulted:
-        curriculum.observe(out.reward, record["aspects"])
-    if trajectory_path:
-        append_trajectory(trajectory_path, record)
-    return record
 
 
 async def _gather_all(coroutines: list[Awaitable[Any]]) -> list[Any]:

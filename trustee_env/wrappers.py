@@ -34,7 +34,8 @@ class CurriculumWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     Args:
         env: a Trustee env (or a wrapper around one).
         curriculum: ``"paper"``, ``"band"``, a ``{"name": ..., ...}`` dict or a rule object.
-            ``None`` keeps the env's own rule, or installs ``"paper"`` if it has none.
+            ``None`` keeps the env's own rule, or installs ``"paper"`` if it has none (or if
+            ``kwargs`` are given).
         **kwargs: options of the named rule (e.g. ``difficulty=20, update_every=128``).
 
     Change logs:
