@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # Blocks that need no model: they use the scripted server or only build configuration.
-RUNNABLE_DOCS = ["docs/episode.md", "docs/configuration.md"]
+RUNNABLE_DOCS = ["docs/episode.md", "docs/configuration.md", "docs/curriculum.md"]
 
 
 def _python_blocks(path: Path) -> list[str]:
@@ -19,7 +19,8 @@ def _python_blocks(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("doc", RUNNABLE_DOCS)
-def test_doc_python_blocks_run(doc: str) -> None:
+def test_doc_python_blocks_run(doc: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # examples may write files
     blocks = _python_blocks(ROOT / doc)
     assert blocks, f"{doc} has no python example"
     for block in blocks:

@@ -575,3 +575,11 @@ def test_aspects_reject_unknown_and_out_of_range():
         Aspects(**{**aspects_for(1).model_dump(), "strictness": 6})
     with pytest.raises(ValueError):
         Aspects(**{**aspects_for(1).model_dump(), "colour": "red"})
+
+
+def test_public_names_resolve() -> None:
+    import trustee_env
+
+    assert len(set(trustee_env.__all__)) == len(trustee_env.__all__)
+    for name in trustee_env.__all__:
+        assert getattr(trustee_env, name) is not None, name

@@ -29,9 +29,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Aspects",
+    "BandCurriculum",
     "Catalog",
     "CatalogError",
     "ConfigError",
+    "CurriculumWrapper",
     "EndpointConfig",
     "EpisodeStateError",
     "LLMConnectionError",
@@ -39,6 +41,7 @@ __all__ = [
     "LLMStatusError",
     "LLMTimeoutError",
     "OutputTruncatedError",
+    "PaperCurriculum",
     "ReplayMissError",
     "ServerError",
     "SimulatorOutputError",
@@ -49,15 +52,27 @@ __all__ = [
     "TrusteeConfig",
     "TrusteeError",
     "TrusteeToolEnv",
+    "TrusteeVectorEnv",
     "__version__",
+    "make_curriculum",
 ]
 
 
-def __getattr__(name: str):  # lazy, so importing the package stays light
-    if name == "TrusteeToolEnv":
-        from trustee_env.env import TrusteeToolEnv
+_LAZY = {
+    "TrusteeToolEnv": "trustee_env.env",
+    "TrusteeVectorEnv": "trustee_env.vector",
+    "CurriculumWrapper": "trustee_env.wrappers",
+    "PaperCurriculum": "trustee_env.curriculum",
+    "BandCurriculum": "trustee_env.curriculum",
+    "make_curriculum": "trustee_env.curriculum",
+}
 
-        return TrusteeToolEnv
+
+def __getattr__(name: str):  # lazy, so importing the package stays light
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'trustee_env' has no attribute {name!r}")
 
 

@@ -38,6 +38,7 @@ as is: ``client.chat.completions.create(model=..., messages=obs["messages"], too
 | ``sim_fault`` | always | None, or ``{"role", "reason", "attempts", "message"}`` |
 | ``verdict``, ``task`` | final step | the judge's verdict; the task (hidden intent revealed) |
 | ``termination``, ``world_state`` | final step | why it ended; the final world state |
+| ``curriculum`` | final step, with a curriculum | ``{"difficulty", "levels"}`` after this episode |
 
 Latency and cache hits are not in ``info`` (two identical seeded steps must give equal
 info); see ``env.unwrapped.stats`` and the JSONL trajectories.
@@ -63,6 +64,7 @@ import numpy as np
 from trustee_env._portal import portal
 from trustee_env.catalog import Catalog
 from trustee_env.config import TrusteeConfig, make_config
+from trustee_env.curriculum import make_curriculum
 from trustee_env.difficulty import aspects_for
 from trustee_env.episode import Episode, Roles, StepOutput
 from trustee_env.errors import LLMError
@@ -82,6 +84,7 @@ __all__ = [
     "record_finished",
     "resolve_catalog",
     "resolve_config",
+    "resolve_curriculum",
     "task_settings",
 ]
 
@@ -146,7 +149,7 @@ class TrusteeToolEnv(gym.Env[dict[str, Any], Any]):
             else None
         )
         self.roles = build_roles(self.config, self.cache)
-        self.curriculum = _make_curriculum(curriculum)
+        self.curriculum = resolve_curriculum(curriculum)
         self.action_space = ChatAction()
         self.observation_space = ChatObservation()
         self.episode = Episode(self.roles, self.config, self.catalog)
@@ -279,16 +282,13 @@ def record_finished(
     stats["last_timings"] = record["timings"]
     if curriculum is not None and not faulted:
         curriculum.observe(out.reward, record["aspects"])
+    if curriculum is not None and hasattr(curriculum, "snapshot"):
+        out.info["curriculum"] = curriculum.snapshot()  # D and levels after this episode
     if trajectory_path:
         append_trajectory(trajectory_path, record)
     return record
 
 
-def _make_curriculum(curriculum: Any) -> Any:
-    if curriculum is None:
-        return None
-    if isinstance(curriculum, str):
-        from trustee_env.curriculum import make_curriculum
-
-        return make_curriculum(curriculum)
-    return curriculum
+def resolve_curriculum(curriculum: Any) -> Any:
+    """A curriculum rule from a name (``"paper"``, ``"band"``), a ``{"name": ...}`` dict or a rule object."""
+    return None if curriculum is None else make_curriculum(curriculum)

@@ -53,6 +53,7 @@ from trustee_env.env import (
     record_finished,
     resolve_catalog,
     resolve_config,
+    resolve_curriculum,
     task_settings,
 )
 from trustee_env.episode import Episode, StepOutput, derive_seed
@@ -142,7 +143,7 @@ class TrusteeVectorEnv(VectorEnv):
             else None
         )
         self.roles = build_roles(self.config, self.cache)  # one set of clients for every sub-episode
-        self.curriculum = _make_curriculum(curriculum)
+        self.curriculum = resolve_curriculum(curriculum)
 
         self.single_observation_space = ChatObservation()
         self.single_action_space = ChatAction()
@@ -388,11 +389,3 @@ async def _gather_all(coroutines: list[Awaitable[Any]]) -> list[Any]:
         if isinstance(result, BaseException):
             raise result
     return results
-
-
-def _make_curriculum(curriculum: Any) -> Any:
-    if isinstance(curriculum, str):
-        from trustee_env.curriculum import make_curriculum
-
-        return make_curriculum(curriculum)
-    return curriculum
