@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
+import multiprocessing
 import resource
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -137,18 +141,34 @@ def bench_overhead(steps: int) -> dict[str, Any]:
     }
 
 
-async def bare_client_calls_per_s(base_url: str, concurrency: int, calls: int) -> float:
-    client = openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0)
-    queue = list(range(calls))
+async def bare_client_calls_per_s(
+    base_url: str, concurrency: int, calls: int, bodies: list[tuple[str, dict[str, Any]]] | None = None
+) -> float:
+    """Calls/s of a bare AsyncOpenAI loop: tiny "hello" requests, or the exact requests Trustee sent."""
+    from openai.types.chat import ChatCompletion
+
+    from trustee_env.llm.client import _http_client
+
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0, http_client=_http_client(concurrency))
+    queue = list(range(calls)) if bodies is None else list(bodies)
 
     async def worker() -> None:
         while queue:
-            queue.pop()
-            await client.chat.completions.create(
-                model="fake-model",
-                messages=[{"role": "user", "content": "hello"}],
-                extra_headers={"X-Trustee-Role": "policy"},
-            )
+            item = queue.pop()
+            if bodies is None:
+                await client.chat.completions.create(
+                    model="fake-model",
+                    messages=[{"role": "user", "content": "hello"}],
+                    extra_headers={"X-Trustee-Role": "policy"},
+                )
+            else:
+                role, body = item  # type: ignore[misc]
+                await client.post(
+                    "/chat/completions",
+                    cast_to=ChatCompletion,
+                    body=body,
+                    options={"headers": {"X-Trustee-Role": role}},
+                )
 
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -157,11 +177,34 @@ async def bare_client_calls_per_s(base_url: str, concurrency: int, calls: int) -
     return calls / elapsed
 
 
+@contextlib.contextmanager
+def server_process(latency: float) -> Iterator[str]:
+    """The scripted server in its own process (its own GIL and core), as a real LM server would be."""
+    ctx = multiprocessing.get_context("fork")
+    ready: Any = ctx.Queue()
+
+    def serve() -> None:
+        server = FakeLLMServer(ScriptedSimulator(), latency_s=latency).start()
+        ready.put(server.base_url)
+        threading.Event().wait()
+
+    process = ctx.Process(target=serve, daemon=True)
+    process.start()
+    try:
+        yield ready.get(timeout=30)
+    finally:
+        process.terminate()
+        process.join(10)
+
+
 def bench_throughput(episodes: int, latency: float) -> dict[str, Any]:
-    with FakeLLMServer(ScriptedSimulator(), latency_s=latency) as server:
-        bare = asyncio.run(bare_client_calls_per_s(server.base_url, episodes, episodes * 5))
-        envs = [make_env(server.base_url, concurrency=episodes) for _ in range(episodes)]
-        before = len(server.requests)
+    with FakeLLMServer(ScriptedSimulator()) as recorder:  # the exact requests one run sends, for a baseline
+        asyncio.run(_record_requests(recorder.base_url, episodes))
+        sent = list(recorder.requests)
+    with server_process(latency) as base_url:
+        bare = asyncio.run(bare_client_calls_per_s(base_url, episodes, episodes * 4))
+        same = asyncio.run(bare_client_calls_per_s(base_url, episodes, len(sent), bodies=sent))
+        envs = [make_env(base_url, concurrency=episodes) for _ in range(episodes)]
 
         async def run() -> float:
             t0 = time.perf_counter()
@@ -169,7 +212,7 @@ def bench_throughput(episodes: int, latency: float) -> dict[str, Any]:
             return time.perf_counter() - t0
 
         elapsed = asyncio.run(run())
-        calls = len(server.requests) - before
+        calls = sum(env.episode.usage.calls for env in envs)
         for env in envs:
             env.close()
     calls_per_episode = calls / episodes
@@ -185,7 +228,16 @@ def bench_throughput(episodes: int, latency: float) -> dict[str, Any]:
         "env_calls_per_s": round(calls / elapsed, 1),
         "bare_asyncopenai_calls_per_s": round(bare, 1),
         "fraction_of_bare_client": round((calls / elapsed) / bare, 3),
+        "bare_client_same_requests_calls_per_s": round(same, 1),
+        "fraction_of_bare_client_same_requests": round((calls / elapsed) / same, 3),
     }
+
+
+async def _record_requests(base_url: str, episodes: int) -> None:
+    envs = [make_env(base_url, concurrency=episodes) for _ in range(episodes)]
+    await asyncio.gather(*(play(env, seed) for seed, env in enumerate(envs)))
+    for env in envs:
+        env.close()
 
 
 def bench_replay(episodes: int, latency: float) -> dict[str, Any]:

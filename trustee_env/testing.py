@@ -1,6 +1,6 @@
 """A scripted OpenAI-compatible server on 127.0.0.1, for fast deterministic tests and benchmarks.
 
-It is a real HTTP server (stdlib ``ThreadingHTTPServer``), so requests go through the same
+It is a real HTTP server (asyncio, on its own thread), so requests go through the same
 client, retries and parsing as against vLLM or llama.cpp. Each request is answered by a
 handler ``(role, request_json) -> Reply | str | dict``; the role comes from the
 ``X-Trustee-Role`` header the client sends. Faults (HTTP errors, delays, truncation,
@@ -14,16 +14,15 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
-import sys
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 __all__ = ["FakeLLMServer", "Reply", "ScriptedSimulator"]
@@ -44,117 +43,22 @@ class Reply:
 Handler = Callable[[str, dict[str, Any]], "Reply | str | dict[str, Any]"]
 
 
-class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # else every response stalls ~45 ms on delayed ACK
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:  # silence stderr
-        return
-
-    def _send_json(self, status: int, payload: Any) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        if self.path.rstrip("/").endswith("/models"):
-            self._send_json(200, {"object": "list", "data": [{"id": self.server.model, "object": "model"}]})
-        elif self.path.rstrip("/").endswith("/health"):
-            self._send_json(200, {"status": "ok"})
-        else:
-            self._send_json(404, {"error": {"message": f"no route {self.path}"}})
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", "0"))
-        body = json.loads(self.rfile.read(length) or b"{}")
-        role = self.headers.get("X-Trustee-Role", "policy")
-        owner = self.server.owner
-        with owner._lock:
-            owner.requests.append((role, body))
-        if owner.latency_s:
-            time.sleep(owner.latency_s)
-        try:
-            reply = owner.handler(role, body)
-        except Exception as err:  # a broken script is a test bug: answer 500 with the reason
-            self._send_json(500, {"error": {"message": f"fake handler failed: {err!r}"}})
-            return
-        if not isinstance(reply, Reply):
-            reply = Reply(content=reply)
-        if reply.delay_s:
-            time.sleep(reply.delay_s)
-        if reply.drop_connection:
-            self.close_connection = True
-            self.connection.shutdown(2)
-            return
-        if reply.status != 200:
-            self._send_json(reply.status, {"error": {"message": f"scripted HTTP {reply.status}"}})
-            return
-        content = reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
-        message: dict[str, Any] = {"role": "assistant", "content": content}
-        if reply.tool_calls:
-            message["tool_calls"] = reply.tool_calls
-        prompt_tokens = sum(len(str(m.get("content", ""))) // 4 for m in body.get("messages", []))
-        self._send_json(
-            200,
-            {
-                "id": "chatcmpl-fake",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body.get("model", self.server.model),
-                "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason}],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": max(1, len(content) // 4),
-                    "total_tokens": prompt_tokens + max(1, len(content) // 4),
-                },
-            },
-        )
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 1024
-    owner: FakeLLMServer
-    model: str
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
-            return  # the client gave up (timeout) or stop() cut the connection: nothing to report
-        super().handle_error(request, client_address)
-
-    def close_open_connections(self) -> None:
-        """Cut every kept-alive client connection (else they go on being served after ``stop``)."""
-        with self._open_lock:
-            sockets = list(self._open)
-        for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 class FakeLLMServer:
     """An OpenAI-compatible HTTP server on 127.0.0.1 answering from a script.
+
+    An asyncio server on its own loop thread: waiting (``latency_s``, ``Reply.delay_s``) costs no
+    thread, so hundreds of requests can be in flight, as against a real batching LM server.
+    Handlers run in a thread pool, so a handler may block.
 
     Args:
         handler: ``(role, request) -> Reply | str | dict``.
@@ -165,31 +69,165 @@ class FakeLLMServer:
     def __init__(self, handler: Handler, *, latency_s: float = 0.0, port: int = 0, model: str = "fake-model") -> None:
         self.handler = handler
         self.latency_s = latency_s
+        self.model = model
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", port), _RequestHandler)
-        self._server.owner = self
-        self._server.model = model
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", port))
+        self._port = self._sock.getsockname()[1]
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._pool = ThreadPoolExecutor(max_workers=512, thread_name_prefix="fake-llm-handler")
 
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:<port>/v1``."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        return f"http://127.0.0.1:{self._port}/v1"
 
     def start(self) -> FakeLLMServer:
-        """Serve in a background thread."""
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-llm", daemon=True
-        )  # a short poll interval: stop() waits for one poll
+        """Serve in a background thread; returns once the server accepts connections."""
+        self._loop = asyncio.new_event_loop()
+        started = threading.Event()
+
+        def run() -> None:
+            assert self._loop is not None
+            asyncio.set_event_loop(self._loop)
+            self._server = self._loop.run_until_complete(
+                asyncio.start_server(self._serve_connection, sock=self._sock, backlog=1024, limit=2**24)
+            )
+            started.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="fake-llm", daemon=True)
         self._thread.start()
+        started.wait(10)
         return self
 
     def stop(self) -> None:
         """Stop serving, cut open connections and free the port."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._server.close_open_connections()
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            return
+
+        async def shutdown() -> None:
+            if self._server is not None:
+                self._server.close()
+            for writer in list(self._writers):
+                writer.transport.abort()  # kept-alive connections are cut, not served on
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+        loop.close()
+        self._sock.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------ HTTP
+
+    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no delayed-ACK stalls
+        self._writers.add(writer)
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = ([*lines[0].split(" ", 2), "", ""])[:3]
+                headers = {}
+                for line in lines[1:]:
+                    if ":" in line:
+                        name, _, value = line.partition(":")
+                        headers[name.strip().lower()] = value.strip()
+                body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
+                keep = await self._respond(method, path, headers, body, writer)
+                if not keep or headers.get("connection", "").lower() == "close":
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        except asyncio.CancelledError:  # stop(): end quietly (asyncio logs connection tasks that end cancelled)
+            return
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    async def _send(self, writer: asyncio.StreamWriter, status: int, payload: Any) -> None:
+        body = json.dumps(payload).encode()
+        head = (
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        writer.write(head + body)
+        await writer.drain()
+
+    async def _respond(
+        self, method: str, path: str, headers: dict[str, str], raw: bytes, writer: asyncio.StreamWriter
+    ) -> bool:
+        route = path.split("?", 1)[0].rstrip("/")
+        if method == "GET":
+            if route.endswith("/models"):
+                await self._send(writer, 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]})
+            elif route.endswith("/health"):
+                await self._send(writer, 200, {"status": "ok"})
+            else:
+                await self._send(writer, 404, {"error": {"message": f"no route {path}"}})
+            return True
+        body = json.loads(raw or b"{}")
+        role = headers.get("x-trustee-role", "policy")
+        with self._lock:
+            self.requests.append((role, body))
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        loop = asyncio.get_running_loop()
+        try:
+            reply = await loop.run_in_executor(self._pool, self.handler, role, body)
+        except Exception as err:  # a broken script is a test bug: answer 500 with the reason
+            await self._send(writer, 500, {"error": {"message": f"fake handler failed: {err!r}"}})
+            return True
+        if not isinstance(reply, Reply):
+            reply = Reply(content=reply)
+        if reply.delay_s:
+            await asyncio.sleep(reply.delay_s)
+        if reply.drop_connection:
+            writer.transport.abort()
+            return False
+        if reply.status != 200:
+            await self._send(writer, reply.status, {"error": {"message": f"scripted HTTP {reply.status}"}})
+            return True
+        content = reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if reply.tool_calls:
+            message["tool_calls"] = reply.tool_calls
+        prompt_tokens = sum(len(str(m.get("content", ""))) // 4 for m in body.get("messages", []))
+        completion_tokens = max(1, len(content) // 4)
+        await self._send(
+            writer,
+            200,
+            {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body.get("model", self.model),
+                "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason}],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            },
+        )
+        return True
 
     def roles(self) -> list[str]:
         """The role of every request so far, in order."""

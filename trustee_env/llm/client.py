@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import json
 import re
 import threading
@@ -62,9 +63,9 @@ _format_for_url: dict[str, str] = {}
 _model_for_url: dict[str, str] = {}
 _endpoint_lock = threading.Lock()
 # One AsyncOpenAI per (event loop, base URL, key): httpx clients must not cross loops.
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str, float], openai.AsyncOpenAI]] = (
-    weakref.WeakKeyDictionary()
-)
+_clients: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, str, float], tuple[list[openai.AsyncOpenAI], Any]]
+] = weakref.WeakKeyDictionary()
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -107,19 +108,53 @@ def _validation_messages(err: ValidationError) -> list[str]:
     return out
 
 
+def _http_client(concurrency: int) -> Any:
+    """The SDK's HTTP client, with as many keep-alive connections as requests may be in flight.
+
+    Otherwise the SDK keeps up to 100 idle connections; with more requests in flight every extra
+    one would open (and the server accept) a new connection per call.
+    """
+    factory = getattr(openai, "DefaultAsyncHttpx2Client", None)
+    if factory is not None:
+        import httpx2 as httpx_module  # openai >= 3 ships its own httpx fork
+    else:  # pragma: no cover - older openai releases
+        import httpx as httpx_module
+
+        factory = openai.DefaultAsyncHttpxClient
+    return factory(
+        limits=httpx_module.Limits(max_connections=max(1000, concurrency), max_keepalive_connections=concurrency)
+    )
+
+
+CONNECTIONS_PER_CLIENT = 32
+
+
 def _client_for(url: str, endpoint: EndpointConfig) -> openai.AsyncOpenAI:
+    """An SDK client for this loop and URL: one of ``ceil(concurrency / 32)`` shards, round robin.
+
+    httpcore scans every pooled connection on each request and response (O(pool size)), which
+    dominates at hundreds of requests in flight; small pools keep that scan short.
+    """
     loop = asyncio.get_running_loop()
     per_loop = _clients.setdefault(loop, {})
     key = (url, endpoint.api_key, endpoint.timeout)
-    client = per_loop.get(key)
-    if client is None:
-        client = per_loop[key] = openai.AsyncOpenAI(
-            base_url=url,
-            api_key=endpoint.api_key or "EMPTY",
-            timeout=endpoint.timeout,
-            max_retries=0,  # one retry loop only: ours
-        )
-    return client
+    shards = per_loop.get(key)
+    if shards is None:
+        count = max(1, -(-endpoint.concurrency // CONNECTIONS_PER_CLIENT))
+        size = -(-endpoint.concurrency // count)
+        clients = [
+            openai.AsyncOpenAI(
+                base_url=url,
+                api_key=endpoint.api_key or "EMPTY",
+                timeout=endpoint.timeout,
+                max_retries=0,  # one retry loop only: ours
+                http_client=_http_client(size),
+            )
+            for _ in range(count)
+        ]
+        shards = per_loop[key] = (clients, itertools.count())
+    clients, turn = shards
+    return clients[next(turn) % len(clients)]
 
 
 class LLMClient:
