@@ -58,6 +58,11 @@ def test_installed_wheel_imports_and_renders_every_template(wheel: Path, tmp_pat
         assert dirs and str(dirs[0]).startswith(sys.argv[1]), dirs
         names = prompts.template_names()
         assert "judge.j2" in names and "task_generator.j2" in names, names
+        for name in names:  # every template parses, and comes from the wheel
+            template = prompts._environment().get_template(name)
+            assert template.filename.startswith(sys.argv[1]), template.filename
+        text = prompts.render("repair.j2", errors=["x: bad"])
+        assert "x: bad" in text
         print(len(names), len(Catalog.default()))
         """
     )
