@@ -25,16 +25,41 @@ from pathlib import Path
 from typing import Any
 
 from trustee_env.env import TrusteeToolEnv
+from trustee_env.parsing import render_tool_calls
 from trustee_env.rollout import LMPolicy, run_episodes
+from trustee_env.schemas import ToolCall
 from trustee_env.serve.local import LocalServer, ServerSpec, pick_engine
+from trustee_env.testing import example_for
 from trustee_env.trajectory import read_trajectories
 
 
+class ProbePolicy(LMPolicy):
+    """The LM policy, except that its first message calls the first offered tool with example arguments.
+
+    SmolLM2-135M as a policy rarely writes a tool call, which would leave the tool simulator unmeasured.
+    """
+
+    async def act(self, observation: dict[str, Any], *, seed: int, usage: Any) -> dict[str, Any]:
+        if not any(m["role"] == "assistant" for m in observation["messages"]) and observation["tools"]:
+            tool = observation["tools"][0]["function"]
+            call = ToolCall(id="probe", name=tool["name"], arguments=example_for(tool["parameters"]))
+            return {"role": "assistant", "content": render_tool_calls([call], "hermes")}
+        return await super().act(observation, seed=seed, usage=usage)
+
+
+POLICIES = {"lm": LMPolicy, "probe": ProbePolicy}
+
+
 def run_batch(
-    server: LocalServer, seeds: list[int], concurrency: int, out: Path, options: dict[str, Any]
+    server: LocalServer,
+    seeds: list[int],
+    concurrency: int,
+    out: Path,
+    options: dict[str, Any],
+    policy_name: str = "probe",
 ) -> dict[str, Any]:
     env = TrusteeToolEnv(base_url=server.base_url, model=server.model_name, trajectory_path=str(out), **options)
-    policy = LMPolicy(env.config)
+    policy = POLICIES[policy_name](env.config)
     t0 = time.perf_counter()
     summaries = run_episodes(env, policy, seeds, concurrency=concurrency)
     elapsed = time.perf_counter() - t0
@@ -70,6 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--difficulty", type=float, default=10.0)
     parser.add_argument("--max-steps", type=int, default=3)
     parser.add_argument("--ungrounded", default="relax", choices=["reject", "relax"])
+    parser.add_argument(
+        "--policy",
+        default="probe",
+        choices=sorted(POLICIES),
+        help="probe: first message calls a tool (so every simulator role is exercised); lm: the LM only",
+    )
+    parser.add_argument("--skip-slots", action="store_true")
     args = parser.parse_args(argv)
     options = {
         "difficulty": args.difficulty,
@@ -79,12 +111,17 @@ def main(argv: list[str] | None = None) -> int:
         "policy": {"max_tokens": 160},
     }
     tmp = Path(tempfile.mkdtemp(prefix="trustee-bench-"))
-    result: dict[str, Any] = {"model": "SmolLM2-135M-Instruct Q4_1", "cpu_count": os.cpu_count(), "options": options}
+    result: dict[str, Any] = {
+        "model": "SmolLM2-135M-Instruct Q4_1",
+        "cpu_count": os.cpu_count(),
+        "options": options,
+        "policy": args.policy,
+    }
 
     with LocalServer(ServerSpec(engine=pick_engine(args.engine))) as server:
         result["engine"] = server.spec.engine
         result["startup_s"] = round(server.startup_s or 0.0, 2)
-        batch = run_batch(server, list(range(args.episodes)), 1, tmp / "c1.jsonl", options)
+        batch = run_batch(server, list(range(args.episodes)), 1, tmp / "c1.jsonl", options, args.policy)
     summaries = batch["summaries"]
     faults = [s for s in summaries if s["sim_fault"]]
     result["seconds_per_episode"] = round(batch["elapsed_s"] / len(summaries), 1)
@@ -100,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     result["repairs"] = repair_stats(tmp / "c1.jsonl")
 
     try:
-        slots_engine = pick_engine(args.slots_engine)
+        slots_engine = None if args.skip_slots else pick_engine(args.slots_engine)
     except Exception as err:  # no llama-server: report why
         slots_engine = None
         result["slots"] = f"skipped: {err}"
@@ -109,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         seeds = list(range(1000, 1008))
         for parallel in (1, 4):
             with LocalServer(ServerSpec(engine="llama-server", parallel=parallel)) as server:
-                run = run_batch(server, seeds, parallel, tmp / f"slots{parallel}.jsonl", options)
+                run = run_batch(server, seeds, parallel, tmp / f"slots{parallel}.jsonl", options, args.policy)
             slots[f"{parallel}_slots"] = {
                 "concurrency": parallel,
                 "episodes": run["episodes"],
@@ -117,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                 "episodes_per_min": round(60 * run["episodes"] / run["elapsed_s"], 2),
             }
         result["slots"] = slots
-    elif slots_engine is not None:
+    elif slots_engine is not None and not args.skip_slots:
         result["slots"] = (
             "skipped: llama-server not found (on PATH or TRUSTEE_LLAMA_SERVER); the Python server has 1 slot"
         )
