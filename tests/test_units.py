@@ -583,3 +583,38 @@ def test_public_names_resolve() -> None:
     assert len(set(trustee_env.__all__)) == len(trustee_env.__all__)
     for name in trustee_env.__all__:
         assert getattr(trustee_env, name) is not None, name
+
+
+def test_bounded_schema_bounds_free_strings_and_arrays_only() -> None:
+    from trustee_env.schemas import bounded_schema
+
+    schema = {
+        "type": "object",
+        "properties": {
+            "note": {"type": "string"},
+            "kind": {"type": "string", "enum": ["a", "b"]},
+            "day": {"type": "string", "format": "date"},
+            "tags": {"type": "array", "items": {"type": "string"}, "minItems": 12},
+            "short": {"type": "string", "maxLength": 5},
+            "maybe": {"type": ["string", "null"]},
+        },
+    }
+    out = bounded_schema(schema, max_string=50, max_items=3)
+    props = out["properties"]
+    assert props["note"]["maxLength"] == 50 and props["maybe"]["maxLength"] == 50
+    assert "maxLength" not in props["kind"] and "maxLength" not in props["day"]
+    assert props["short"]["maxLength"] == 5
+    assert props["tags"]["maxItems"] == 12 and props["tags"]["items"]["maxLength"] == 50
+    assert "maxLength" not in schema["properties"]["note"]  # the original is untouched
+
+
+def test_patch_path_schema_requires_a_json_pointer() -> None:
+    from jsonschema import Draft202012Validator
+
+    from trustee_env.world import PATCH_OPERATION_SCHEMA
+
+    validator = Draft202012Validator(PATCH_OPERATION_SCHEMA)
+    for good in ("/orders/0/status", "/orders/-", "/a"):
+        assert validator.is_valid({"op": "add", "path": good, "value": 1}), good
+    for bad in ("orders", "", "/", "add"):
+        assert not validator.is_valid({"op": "add", "path": bad, "value": 1}), bad

@@ -21,6 +21,7 @@ __all__ = [
     "Task",
     "ToolCall",
     "ToolSpec",
+    "bounded_schema",
     "canonical_json",
     "content_hash",
 ]
@@ -31,6 +32,28 @@ TOOL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$"
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no spaces: the one text form used for hashing and comparing."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def bounded_schema(schema: Any, *, max_string: int = 200, max_items: int = 10) -> Any:
+    """A copy of a JSON schema where every free string and array has a length bound.
+
+    Grammar-constrained decoding follows the schema token by token, so an unbounded string
+    lets a small model run on until ``max_tokens``; bounds make the grammar itself close it.
+    Strings with an ``enum``, ``const``, ``pattern`` or ``format`` are left as they are.
+    """
+    if isinstance(schema, list):
+        return [bounded_schema(item, max_string=max_string, max_items=max_items) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: bounded_schema(value, max_string=max_string, max_items=max_items) for key, value in schema.items()}
+    kinds = out.get("type")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    free = not any(key in out for key in ("enum", "const", "pattern", "format"))
+    if "string" in kinds and free and "maxLength" not in out:
+        out["maxLength"] = max_string
+    if "array" in kinds and "maxItems" not in out:
+        out["maxItems"] = max(max_items, int(out.get("minItems", 0)))
+    return out
 
 
 def content_hash(value: Any, length: int = 16) -> str:

@@ -18,7 +18,8 @@ PATCH_OPERATION_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "op": {"type": "string", "enum": ["add", "replace", "remove"]},
-        "path": {"type": "string", "maxLength": 120},
+        # A JSON pointer into the state: the grammar itself then writes the leading "/" small models forget.
+        "path": {"type": "string", "pattern": "^(/[A-Za-z0-9_.~-]{1,40}){1,5}(/-)?$", "maxLength": 160},
         "value": {},
     },
     "required": ["op", "path"],

@@ -18,7 +18,16 @@ from trustee_env.checks import choose_matcher, normalize
 from trustee_env.llm.client import LLMClient
 from trustee_env.llm.usage import Usage
 from trustee_env.prompts import render_messages
-from trustee_env.schemas import Aspects, ExpectedCall, Persona, Task, ToolSpec, canonical_json, content_hash
+from trustee_env.schemas import (
+    Aspects,
+    ExpectedCall,
+    Persona,
+    Task,
+    ToolSpec,
+    bounded_schema,
+    canonical_json,
+    content_hash,
+)
 
 __all__ = ["RECORD_SCHEMA", "TaskDraft", "TaskGenerator", "task_schema"]
 
@@ -77,7 +86,7 @@ def task_schema(tools: list[ToolSpec], aspects: Aspects) -> dict[str, Any]:
     call_variants = [
         {
             "type": "object",
-            "properties": {"name": {"const": tool.name}, "arguments": tool.parameters},
+            "properties": {"name": {"const": tool.name}, "arguments": bounded_schema(tool.parameters, max_string=120)},
             "required": ["name", "arguments"],
         }
         for tool in tools

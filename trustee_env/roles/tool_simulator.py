@@ -17,7 +17,7 @@ from trustee_env.llm.client import LLMClient
 from trustee_env.llm.usage import Usage
 from trustee_env.prompts import render_messages
 from trustee_env.roles.task_generator import RECORD_SCHEMA
-from trustee_env.schemas import ToolCall, ToolSpec
+from trustee_env.schemas import ToolCall, ToolSpec, bounded_schema
 from trustee_env.world import PATCH_OPERATION_SCHEMA, PatchError, apply_patch
 
 __all__ = ["ToolOutcome", "ToolSimulator", "outcome_schema"]
@@ -54,7 +54,7 @@ def outcome_schema(tool: ToolSpec) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
-            "result": tool.result_schema,
+            "result": bounded_schema(tool.result_schema),
             "state_patch": {"type": "array", "items": operation, "maxItems": 0 if tool.read_only else 6},
         },
         "required": ["result", "state_patch"],
