@@ -77,7 +77,7 @@ def _demo(args: argparse.Namespace) -> int:
     from trustee_env.env import TrusteeToolEnv
     from trustee_env.rollout import LMPolicy, run_episodes
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)
     out = Path(args.out or f"trustee_runs/demo-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
     options: dict[str, Any] = {
         "trajectory_path": str(out),
@@ -111,19 +111,13 @@ def _demo(args: argparse.Namespace) -> int:
             env, policy, seeds, concurrency=args.concurrency, on_done=lambda s: progress.advance(bar)
         )
     table = Table(title=f"Trustee demo: {len(summaries)} episodes")
-    for column in (
-        "seed",
-        "task (hidden intent)",
-        "turns",
-        "tool calls",
-        "reward",
-        "sim fault",
-        "seconds",
-        "LM calls",
-        "tokens",
-        "repairs",
-    ):
-        table.add_column(column, overflow="fold")
+    table.add_column("seed", justify="right")
+    table.add_column("task (hidden intent)", max_width=30, no_wrap=True, overflow="ellipsis")
+    for column in ("turns", "tool calls", "reward"):
+        table.add_column(column, justify="right")
+    table.add_column("sim fault", min_width=22, no_wrap=True)
+    for column in ("seconds", "LM calls", "tokens", "repairs"):
+        table.add_column(column, justify="right", no_wrap=True)
     for s in summaries:
         fault = f"{s['sim_fault']['role']}: {s['sim_fault']['reason']}" if s["sim_fault"] else "-"
         table.add_row(
