@@ -618,3 +618,6 @@ def test_patch_path_schema_requires_a_json_pointer() -> None:
         assert validator.is_valid({"op": "add", "path": good, "value": 1}), good
     for bad in ("orders", "", "/", "add"):
         assert not validator.is_valid({"op": "add", "path": bad, "value": 1}), bad
+    assert not validator.is_valid({"op": "add", "path": "/a"})  # add/replace need a value
+    assert not validator.is_valid({"op": "replace", "path": "/a"})
+    assert validator.is_valid({"op": "remove", "path": "/a"})

@@ -12,18 +12,36 @@ from typing import Any
 import jsonpatch
 import jsonpointer
 
-__all__ = ["PATCH_OPERATION_SCHEMA", "PatchError", "apply_patch"]
+__all__ = ["PATCH_OPERATION_SCHEMA", "PATH_SCHEMA", "PatchError", "apply_patch", "patch_operation_schema"]
 
-PATCH_OPERATION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "op": {"type": "string", "enum": ["add", "replace", "remove"]},
-        # A JSON pointer into the state: the grammar itself then writes the leading "/" small models forget.
-        "path": {"type": "string", "pattern": "^(/[A-Za-z0-9_.~-]{1,40}){1,5}(/-)?$", "maxLength": 160},
-        "value": {},
-    },
-    "required": ["op", "path"],
-}
+# A JSON pointer into the state: the grammar itself then writes the leading "/" small models forget.
+PATH_SCHEMA: dict[str, Any] = {"type": "string", "pattern": "^(/[A-Za-z0-9_.~-]{1,40}){1,5}(/-)?$", "maxLength": 160}
+
+
+def patch_operation_schema(value_schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One patch operation: add/replace *with* a value, or remove without one (so a grammar can't forget it)."""
+    value = value_schema if value_schema is not None else {}
+    return {
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "op": {"type": "string", "enum": ["add", "replace"]},
+                    "path": PATH_SCHEMA,
+                    "value": value,
+                },
+                "required": ["op", "path", "value"],
+            },
+            {
+                "type": "object",
+                "properties": {"op": {"const": "remove"}, "path": PATH_SCHEMA},
+                "required": ["op", "path"],
+            },
+        ]
+    }
+
+
+PATCH_OPERATION_SCHEMA: dict[str, Any] = patch_operation_schema()
 
 
 class PatchError(ValueError):

@@ -18,7 +18,7 @@ from trustee_env.llm.usage import Usage
 from trustee_env.prompts import render_messages
 from trustee_env.roles.task_generator import RECORD_SCHEMA
 from trustee_env.schemas import ToolCall, ToolSpec, bounded_schema
-from trustee_env.world import PATCH_OPERATION_SCHEMA, PatchError, apply_patch
+from trustee_env.world import PatchError, apply_patch, patch_operation_schema
 
 __all__ = ["ToolOutcome", "ToolSimulator", "outcome_schema"]
 
@@ -47,10 +47,7 @@ class ToolOutcome(BaseModel):
 
 def outcome_schema(tool: ToolSpec) -> dict[str, Any]:
     """The answer schema for one tool: its result schema plus a bounded patch (empty if read-only)."""
-    operation = {
-        **PATCH_OPERATION_SCHEMA,
-        "properties": {**PATCH_OPERATION_SCHEMA["properties"], "value": PATCH_VALUE_SCHEMA},
-    }
+    operation = patch_operation_schema(PATCH_VALUE_SCHEMA)
     return {
         "type": "object",
         "properties": {
