@@ -81,6 +81,7 @@ __all__ = [
     "TrusteeToolEnv",
     "build_roles",
     "check_reset_options",
+    "open_cache",
     "record_finished",
     "resolve_catalog",
     "resolve_config",
@@ -108,6 +109,13 @@ def resolve_catalog(catalog: Catalog | str | None, config: TrusteeConfig) -> Cat
         return catalog
     source = catalog or config.catalog
     return Catalog.load(source) if source else Catalog.default()
+
+
+def open_cache(config: TrusteeConfig) -> ResponseCache | None:
+    """The record/replay cache the config asks for, or None when ``cache_mode="off"``."""
+    if config.cache_mode == "off" or not config.cache_path:
+        return None
+    return ResponseCache(config.cache_path, config.cache_mode)
 
 
 def build_roles(config: TrusteeConfig, cache: ResponseCache | None = None) -> Roles:
@@ -143,11 +151,7 @@ class TrusteeToolEnv(gym.Env[dict[str, Any], Any]):
         self.render_mode = render_mode
         self.config = resolve_config(config, **kwargs)
         self.catalog = resolve_catalog(catalog, self.config)
-        self.cache = (
-            ResponseCache(self.config.cache_path, self.config.cache_mode)
-            if self.config.cache_mode != "off" and self.config.cache_path
-            else None
-        )
+        self.cache = open_cache(self.config)
         self.roles = build_roles(self.config, self.cache)
         self.curriculum = resolve_curriculum(curriculum)
         self.action_space = ChatAction()

@@ -50,6 +50,7 @@ from trustee_env.config import TrusteeConfig
 from trustee_env.env import (
     build_roles,
     check_reset_options,
+    open_cache,
     record_finished,
     resolve_catalog,
     resolve_config,
@@ -58,7 +59,6 @@ from trustee_env.env import (
 )
 from trustee_env.episode import Episode, StepOutput, derive_seed
 from trustee_env.errors import ConfigError, EpisodeStateError, LLMError
-from trustee_env.llm.cache import ResponseCache
 from trustee_env.llm.usage import Usage
 from trustee_env.schemas import Aspects, Task, content_hash
 from trustee_env.spaces import ChatAction, ChatObservation
@@ -137,11 +137,7 @@ class TrusteeVectorEnv(VectorEnv):
         self.render_mode = render_mode
         self.config = resolve_config(config, **kwargs)
         self.catalog = resolve_catalog(catalog, self.config)
-        self.cache = (
-            ResponseCache(self.config.cache_path, self.config.cache_mode)
-            if self.config.cache_mode != "off" and self.config.cache_path
-            else None
-        )
+        self.cache = open_cache(self.config)
         self.roles = build_roles(self.config, self.cache)  # one set of clients for every sub-episode
         self.curriculum = resolve_curriculum(curriculum)
 
