@@ -305,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--in-flight", type=int, default=256)
     parser.add_argument("--replay-episodes", type=int, default=200)
+    parser.add_argument("--replay-latency", type=float, default=0.1, help="server latency while recording")
     args = parser.parse_args(argv)
     quick = args.quick
     result = {
@@ -312,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         "overhead": bench_overhead(40 if quick else 400),
         "throughput": bench_throughput(32 if quick else args.in_flight, args.latency),
         "throughput_1s": bench_throughput(32 if quick else args.in_flight, 1.0) if not quick else None,
-        "replay": bench_replay(20 if quick else args.replay_episodes, 0.02),
+        "replay": bench_replay(20 if quick else args.replay_episodes, args.replay_latency),
         "memory": bench_memory((16, 64) if quick else (16, 1024)),
     }
     print(json.dumps(result, indent=2))
