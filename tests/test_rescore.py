@@ -1,0 +1,53 @@
+"""Recorded trajectories can be judged again by another judge, under the same deterministic caps."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from trustee_env.errors import ConfigError
+from trustee_env.rescore import rescore
+from trustee_env.testing import ScriptedSimulator
+from trustee_env.trajectory import read_trajectories
+
+HARSH = {
+    "rationale": "Not solved.",
+    "scores": {"intent": -1, "correct_tools": -1, "no_hallucination": 1, "no_redundancy": 1, "efficiency": 0},
+    "verdict": -1,
+}
+
+
+def _record_one(make_env, tmp_path, **kwargs):
+    path = tmp_path / "traj.jsonl"
+    env = make_env(ScriptedSimulator(), trajectory_path=str(path), aspects={"num_calls": 1, "strictness": 2}, **kwargs)
+    obs, info = env.reset(seed=3)
+    tool = obs["tools"][0]["function"]["name"]
+    task_args = json.loads(obs["messages"][1]["content"].split("Details: ", 1)[1])[0]
+    call = {"id": "c1", "type": "function", "function": {"name": tool, "arguments": json.dumps(task_args)}}
+    env.step({"role": "assistant", "content": "", "tool_calls": [call]})
+    _, reward, *_ = env.step("All done.")
+    return next(iter(read_trajectories(path))), reward, make_env.server
+
+
+def test_rescore_with_another_judge(make_env, fake_server, tmp_path) -> None:
+    record, reward, _ = _record_one(make_env, tmp_path)
+    harsh = fake_server(ScriptedSimulator(judge=HARSH))
+    verdict = rescore(record, base_url=harsh.base_url, model="fake-model")
+    assert verdict.judge_verdict == -1 and verdict.reward == -1.0
+    assert harsh.roles() == ["judge"]  # only the judge was asked
+    same = rescore(record, base_url=fake_server().base_url, model="fake-model")
+    assert same.reward == record["reward"] == reward
+
+
+def test_rescore_keeps_the_deterministic_caps(make_env, fake_server, tmp_path) -> None:
+    record, _, _ = _record_one(make_env, tmp_path)
+    record["calls"] = []  # as if the expected call had never been made
+    verdict = rescore(record, base_url=fake_server().base_url, model="fake-model")
+    assert verdict.judge_verdict == 1 and verdict.reward == 0.0
+    assert verdict.caps[0].criterion == "correct_tools"
+
+
+def test_faulted_trajectory_cannot_be_rescored(fake_server) -> None:
+    with pytest.raises(ConfigError, match="nothing to re-score"):
+        rescore({"task": None, "sim_fault": {"role": "tool"}}, base_url=fake_server().base_url)
