@@ -111,18 +111,18 @@ def _demo(args: argparse.Namespace) -> int:
             env, policy, seeds, concurrency=args.concurrency, on_done=lambda s: progress.advance(bar)
         )
     table = Table(title=f"Trustee demo: {len(summaries)} episodes")
-    table.add_column("seed", justify="right")
-    table.add_column("task (hidden intent)", max_width=30, no_wrap=True, overflow="ellipsis")
-    for column in ("turns", "tool calls", "reward"):
-        table.add_column(column, justify="right")
-    table.add_column("sim fault", min_width=22, no_wrap=True)
-    for column in ("seconds", "LM calls", "tokens", "repairs"):
-        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("seed", justify="right", min_width=4, no_wrap=True)
+    table.add_column("task (hidden intent)", max_width=22, no_wrap=True, overflow="ellipsis")
+    for column in ("turns", "calls", "reward"):
+        table.add_column(column, justify="right", min_width=len(column), no_wrap=True)
+    table.add_column("sim fault", min_width=9, max_width=18, no_wrap=True, overflow="ellipsis")
+    for column in ("secs", "LM calls", "tokens", "repairs"):
+        table.add_column(column, justify="right", min_width=len(column), no_wrap=True)
     for s in summaries:
         fault = f"{s['sim_fault']['role']}: {s['sim_fault']['reason']}" if s["sim_fault"] else "-"
         table.add_row(
             str(s["seed"]),
-            (s["intent"] or "-")[:60],
+            " ".join((s["intent"] or "-").split())[:60],
             str(s["turns"]),
             str(s["tool_calls"]),
             f"{s['reward']:+.2f}",
