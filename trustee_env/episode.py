@@ -26,7 +26,6 @@ from enum import Enum
 from typing import Any
 
 import numpy as np
-from jsonschema import Draft202012Validator
 
 from trustee_env.catalog import Catalog
 from trustee_env.checks import CallRecord, run_checks
@@ -37,7 +36,7 @@ from trustee_env.llm.usage import Usage
 from trustee_env.parsing import parse_message
 from trustee_env.prompts import fence, render
 from trustee_env.roles import Judge, TaskGenerator, ToolSimulator, UserSimulator, Verdict
-from trustee_env.schemas import Aspects, Role, Task, ToolCall, canonical_json, content_hash
+from trustee_env.schemas import Aspects, Role, Task, ToolCall, canonical_json, content_hash, schema_errors
 
 __all__ = ["Episode", "Phase", "Roles", "StepOutput", "as_assistant_message", "derive_seed"]
 
@@ -293,10 +292,7 @@ class Episode:
             self._tool_message(call.id, error)
             self.transcript.append(f"[assistant calls] {label}({fence(call.canonical_arguments())}) -> unknown tool")
             return
-        problems = [
-            f"{'/'.join(str(p) for p in err.absolute_path) or 'arguments'}: {err.message}"
-            for err in Draft202012Validator(spec.parameters).iter_errors(call.arguments)
-        ]
+        problems = schema_errors(spec.parameters, call.arguments, root="arguments")
         if problems:
             error = f"Error: invalid arguments for {call.name}: " + "; ".join(problems[:5])
             self.records.append(CallRecord(step=step, index=index, call=call, status="invalid_arguments", error=error))

@@ -6,11 +6,13 @@ shape has a JSON schema (which is also what the simulator models are constrained
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from enum import Enum
 from typing import Any, Literal
 
+from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "bounded_schema",
     "canonical_json",
     "content_hash",
+    "schema_errors",
 ]
 
 TOOL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$"
@@ -54,6 +57,22 @@ def bounded_schema(schema: Any, *, max_string: int = 200, max_items: int = 10) -
     if "array" in kinds and "maxItems" not in out:
         out["maxItems"] = max(max_items, int(out.get("minItems", 0)))
     return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _validator(schema_json: str) -> Draft202012Validator:
+    return Draft202012Validator(json.loads(schema_json))
+
+
+def schema_errors(schema: dict[str, Any], value: Any, *, root: str) -> list[str]:
+    """``"<path>: <message>"`` for every way ``value`` breaks ``schema`` (``root`` names the empty path).
+
+    Validators are built once per distinct schema: tool schemas are checked on every call.
+    """
+    return [
+        f"{'/'.join(str(part) for part in err.absolute_path) or root}: {err.message}"
+        for err in _validator(canonical_json(schema)).iter_errors(value)
+    ]
 
 
 def content_hash(value: Any, length: int = 16) -> str:

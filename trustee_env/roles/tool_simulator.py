@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from jsonschema import Draft202012Validator
 from pydantic import BaseModel, Field
 
 from trustee_env.llm.client import LLMClient
 from trustee_env.llm.usage import Usage
 from trustee_env.prompts import render_messages
 from trustee_env.roles.task_generator import RECORD_SCHEMA
-from trustee_env.schemas import ToolCall, ToolSpec, bounded_schema
+from trustee_env.schemas import ToolCall, ToolSpec, bounded_schema, schema_errors
 from trustee_env.world import PatchError, apply_patch, patch_operation_schema
 
 __all__ = ["ToolOutcome", "ToolSimulator", "outcome_schema"]
@@ -67,10 +66,7 @@ class ToolSimulator:
 
     def problems(self, outcome: ToolOutcome, tool: ToolSpec, state: dict[str, Any]) -> list[str]:
         """Schema and patch errors of an answer (empty list = usable)."""
-        errors = []
-        for err in Draft202012Validator(tool.result_schema).iter_errors(outcome.result):
-            where = "/".join(str(p) for p in err.absolute_path) or "(root)"
-            errors.append(f"result/{where}: {err.message}")
+        errors = [f"result/{error}" for error in schema_errors(tool.result_schema, outcome.result, root="(root)")]
         if tool.read_only and outcome.state_patch:
             errors.append("state_patch must be empty: this tool is read-only")
         else:
