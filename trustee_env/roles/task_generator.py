@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from jsonschema import Draft202012Validator
 from pydantic import BaseModel, Field
 
 from trustee_env.checks import choose_matcher, normalize
@@ -27,6 +26,7 @@ from trustee_env.schemas import (
     bounded_schema,
     canonical_json,
     content_hash,
+    schema_errors,
 )
 
 __all__ = ["RECORD_SCHEMA", "TaskDraft", "TaskGenerator", "task_schema"]
@@ -148,6 +148,30 @@ def _grounded(value: Any, texts: list[str], leaves: list[Any]) -> bool:
     return any(needle in str(normalize(text)) for text in texts)
 
 
+def _ungrounded_arguments(draft: TaskDraft, by_name: dict[str, ToolSpec]) -> set[tuple[int, str]]:
+    """(call index, argument) of every exact/normalized expected value the agent could not learn.
+
+    Booleans are exempt: they follow from the intent rather than being stated.
+    """
+    texts = [draft.first_query, *(str(v) for v in draft.user_facts.values())]
+    leaves = _leaves(draft.user_facts) + _leaves(draft.initial_state)
+    out: set[tuple[int, str]] = set()
+    for index, call in enumerate(draft.expected_calls):
+        tool = by_name.get(call.name)
+        if tool is None:
+            continue
+        properties = tool.parameters.get("properties", {})
+        for arg, value in call.arguments.items():
+            matcher = choose_matcher(arg, properties.get(arg, {}), value)
+            if (
+                matcher in ("exact", "normalized")
+                and not isinstance(value, bool)
+                and not _grounded(value, texts, leaves)
+            ):
+                out.add((index, arg))
+    return out
+
+
 class TaskGenerator:
     """Asks the LM for a task and turns the draft into a validated :class:`Task`."""
 
@@ -163,30 +187,24 @@ class TaskGenerator:
         if len(draft.expected_calls) != aspects.num_calls:
             errors.append(f"expected_calls must hold exactly {aspects.num_calls} call(s)")
         seen: set[str] = set()
-        texts = [draft.first_query, *(str(v) for v in draft.user_facts.values())]
-        leaves = _leaves(draft.user_facts) + _leaves(draft.initial_state)
+        ungrounded = _ungrounded_arguments(draft, by_name) if self.ungrounded == "reject" else set()
         for index, call in enumerate(draft.expected_calls):
             tool = by_name.get(call.name)
             if tool is None:
                 errors.append(f"expected_calls/{index}: {call.name!r} is not one of the tools: {', '.join(by_name)}")
                 continue
-            for err in Draft202012Validator(tool.parameters).iter_errors(call.arguments):
-                where = "/".join(str(p) for p in err.absolute_path) or "arguments"
-                errors.append(f"expected_calls/{index} ({call.name}) {where}: {err.message}")
+            for error in schema_errors(tool.parameters, call.arguments, root="arguments"):
+                errors.append(f"expected_calls/{index} ({call.name}) {error}")
             key = call.name + canonical_json(call.arguments)
             if key in seen:
                 errors.append(f"expected_calls/{index}: repeats an earlier call; each expected call must differ")
             seen.add(key)
-            if self.ungrounded == "reject":
-                for arg, value in call.arguments.items():
-                    schema = tool.parameters.get("properties", {}).get(arg, {})
-                    matcher = choose_matcher(arg, schema, value)
-                    if matcher in ("exact", "normalized") and not isinstance(value, bool):
-                        if not _grounded(value, texts, leaves):
-                            errors.append(
-                                f"expected_calls/{index} ({call.name}) argument {arg}={value!r} appears nowhere in "
-                                "first_query, user_facts or initial_state; add it to user_facts"
-                            )
+            for arg, value in call.arguments.items():
+                if (index, arg) in ungrounded:
+                    errors.append(
+                        f"expected_calls/{index} ({call.name}) argument {arg}={value!r} appears nowhere in "
+                        "first_query, user_facts or initial_state; add it to user_facts"
+                    )
         return errors[:10]
 
     async def generate(
@@ -213,8 +231,7 @@ class TaskGenerator:
     def build(self, draft: TaskDraft, tools: list[ToolSpec], aspects: Aspects, *, difficulty: float, seed: int) -> Task:
         """Turn a validated draft into a Task: matchers chosen by code, ungrounded values relaxed if asked."""
         by_name = {tool.name: tool for tool in tools}
-        texts = [draft.first_query, *(str(v) for v in draft.user_facts.values())]
-        leaves = _leaves(draft.user_facts) + _leaves(draft.initial_state)
+        ungrounded = _ungrounded_arguments(draft, by_name)
         notes: list[str] = []
         expected: list[ExpectedCall] = []
         for index, call in enumerate(draft.expected_calls):
@@ -222,11 +239,7 @@ class TaskGenerator:
             matchers = {}
             for arg, value in call.arguments.items():
                 matcher = choose_matcher(arg, properties.get(arg, {}), value)
-                if (
-                    matcher in ("exact", "normalized")
-                    and not isinstance(value, bool)
-                    and not _grounded(value, texts, leaves)
-                ):
+                if (index, arg) in ungrounded:
                     matcher = "any"
                     notes.append(f"expected_calls/{index}.{arg}: value not given to the user; matched as 'any'")
                 matchers[arg] = matcher
