@@ -127,10 +127,32 @@ class Episode:
         self.config = config
         self.catalog = catalog
         self.member = member
-        self.phase = Phase.NEW
-        self.task: Task | None = None
-        self.usage = Usage()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._clear(seed=0, difficulty=config.difficulty, aspects=None, task=None)
+        self.phase = Phase.NEW
+
+    def _clear(self, *, seed: int, difficulty: float, aspects: Aspects | None, task: Task | None) -> None:
+        """Every per-episode field, fresh: set once here for construction and for each reset."""
+        self.seed = seed
+        self.phase = Phase.AWAITING_AGENT
+        self.usage = Usage()
+        self.step_index = 0
+        self.parse_errors = 0
+        self.records: list[CallRecord] = []
+        self.transcript: list[str] = []
+        self.messages: list[dict[str, Any]] = []
+        self.state: dict[str, Any] = {}
+        self.sim_fault: dict[str, Any] | None = None
+        self.verdict: Verdict | None = None
+        self.termination: str | None = None
+        self.reward = 0.0
+        self.started = time.perf_counter()
+        self.finished: float | None = None
+        self.busy_s = 0.0
+        self._role_calls: dict[str, int] = {}
+        self.task = task
+        self.difficulty = float(difficulty)
+        self.aspects = aspects
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -145,25 +167,7 @@ class Episode:
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Start a new episode: generate (or take) a task and return ``(observation, info)``."""
         self._loop = asyncio.get_running_loop()
-        self.seed = seed
-        self.phase = Phase.AWAITING_AGENT
-        self.usage = Usage()
-        self.step_index = 0
-        self.parse_errors = 0
-        self.records: list[CallRecord] = []
-        self.transcript: list[str] = []
-        self.messages: list[dict[str, Any]] = []
-        self.sim_fault: dict[str, Any] | None = None
-        self.verdict: Verdict | None = None
-        self.termination: str | None = None
-        self.reward = 0.0
-        self.started = time.perf_counter()
-        self.finished: float | None = None
-        self.busy_s = 0.0
-        self._role_calls: dict[str, int] = {}
-        self.task = task
-        self.difficulty = float(difficulty)
-        self.aspects = aspects
+        self._clear(seed=seed, difficulty=difficulty, aspects=aspects, task=task)
         if task is None:
             try:
                 self.task = await (
@@ -374,11 +378,11 @@ class Episode:
     def _info(self, *, final: bool = False) -> dict[str, Any]:
         info: dict[str, Any] = {
             "task_id": self.task.task_id if self.task else None,
-            "turn": getattr(self, "step_index", 0),
+            "turn": self.step_index,
             "difficulty": self.difficulty,
-            "aspects": self.aspects.model_dump(),
-            "parse_errors": getattr(self, "parse_errors", 0),
-            "tool_calls": len(getattr(self, "records", [])),
+            "aspects": self.aspects.model_dump() if self.aspects else None,
+            "parse_errors": self.parse_errors,
+            "tool_calls": len(self.records),
             "usage": self.usage.info_view(),
             "sim_fault": None,
         }
@@ -388,7 +392,7 @@ class Episode:
                 verdict=self.verdict.model_dump(mode="json") if self.verdict else None,
                 task=self.task.model_dump(mode="json") if self.task else None,
                 termination=self.termination,
-                world_state=copy.deepcopy(getattr(self, "state", {})),
+                world_state=copy.deepcopy(self.state),
             )
         return info
 
@@ -405,15 +409,15 @@ class Episode:
             "member": self.member,
             "task": self.task.model_dump(mode="json") if self.task else None,
             "difficulty": self.difficulty,
-            "aspects": self.aspects.model_dump(),
+            "aspects": self.aspects.model_dump() if self.aspects else None,
             "messages": copy.deepcopy(self.messages),
-            "calls": [record.model_dump(mode="json") for record in getattr(self, "records", [])],
-            "world_state": copy.deepcopy(getattr(self, "state", {})),
+            "calls": [record.model_dump(mode="json") for record in self.records],
+            "world_state": copy.deepcopy(self.state),
             "termination": self.termination,
             "reward": self.reward,
             "verdict": self.verdict.model_dump(mode="json") if self.verdict else None,
             "sim_fault": self.sim_fault,
-            "parse_errors": getattr(self, "parse_errors", 0),
+            "parse_errors": self.parse_errors,
             "usage": self.usage.timing_view(),
             "timings": {
                 "wall_s": round(self.wall_s, 4),

@@ -59,6 +59,6 @@ def render_trajectory(record: dict[str, Any], *, width: int = 100, show_system: 
 
 def render_episode(episode: Any, *, width: int = 100) -> str:
     """The live episode as plain text (what ``env.render()`` returns in ``ansi`` mode)."""
-    if getattr(episode, "task", None) is None and not getattr(episode, "sim_fault", None):
+    if episode.task is None and not episode.sim_fault:
         return "(no episode yet: call reset())"
     return render_trajectory(episode.trajectory(), width=width)
