@@ -115,10 +115,9 @@ def bench_overhead(steps: int) -> dict[str, Any]:
 
         async def run() -> None:
             for seed in range(steps // 2):
-                start_usage = env.episode.usage.latency_s if env.episode.task else 0.0
                 t0 = time.perf_counter()
-                obs, _ = await env.areset(seed=seed)
-                per_reset.append((time.perf_counter() - t0 - (env.episode.usage.latency_s - 0)) * 1000)
+                obs, _ = await env.areset(seed=seed)  # reset starts a fresh usage: all its LM wait is this reset's
+                per_reset.append((time.perf_counter() - t0 - env.episode.usage.latency_s) * 1000)
                 for action in scripted_actions(obs):
                     before = env.episode.usage.latency_s
                     t0 = time.perf_counter()
@@ -126,7 +125,6 @@ def bench_overhead(steps: int) -> dict[str, Any]:
                     per_step.append((time.perf_counter() - t0 - (env.episode.usage.latency_s - before)) * 1000)
                     if terminated or truncated:
                         break
-                del start_usage
 
         asyncio.run(run())
         env.close()
@@ -240,30 +238,27 @@ async def _record_requests(base_url: str, episodes: int) -> None:
         env.close()
 
 
+def play_in_turn(env: TrusteeToolEnv, episodes: int) -> tuple[list[Any], float]:
+    """Play seeds 0..episodes-1 one after another on ``env`` (then close it): (outcomes, seconds)."""
+
+    async def run() -> list[Any]:
+        return [await play(env, seed) for seed in range(episodes)]
+
+    t0 = time.perf_counter()
+    outcomes = asyncio.run(run())
+    elapsed = time.perf_counter() - t0
+    env.close()
+    return outcomes, elapsed
+
+
 def bench_replay(episodes: int, latency: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         cache = str(Path(tmp) / "cache.sqlite")
         with FakeLLMServer(ScriptedSimulator(), latency_s=latency) as server:
             base_url = server.base_url
-            env = make_env(base_url, cache_mode="read_write", cache_path=cache)
-
-            async def record() -> list[Any]:
-                return [await play(env, seed) for seed in range(episodes)]
-
-            t0 = time.perf_counter()
-            recorded = asyncio.run(record())
-            record_s = time.perf_counter() - t0
-            env.close()
+            recorded, record_s = play_in_turn(make_env(base_url, cache_mode="read_write", cache_path=cache), episodes)
         # server stopped: every answer must come from the cache
-        replay_env = make_env(base_url, cache_mode="replay_only", cache_path=cache)
-
-        async def replay() -> list[Any]:
-            return [await play(replay_env, seed) for seed in range(episodes)]
-
-        t0 = time.perf_counter()
-        replayed = asyncio.run(replay())
-        replay_s = time.perf_counter() - t0
-        replay_env.close()
+        replayed, replay_s = play_in_turn(make_env(base_url, cache_mode="replay_only", cache_path=cache), episodes)
     return {
         "episodes": episodes,
         "record_s": round(record_s, 3),

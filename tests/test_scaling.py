@@ -25,28 +25,22 @@ def _finish(env: gym.Env, seed: int) -> dict[str, Any]:
 def test_requests_spread_over_two_servers_and_fail_over_when_one_dies(fake_server, mock_catalog) -> None:
     script = ScriptedSimulator()
     first, second = fake_server(script), fake_server(script)
-    env = gym.make(
-        "Trustee-v0",
-        base_url=[first.base_url, second.base_url],
-        model="fake-model",
-        catalog=mock_catalog,
-        max_retries=2,
-        timeout=5,
-    )
+
+    def make() -> gym.Env:
+        return gym.make(
+            "Trustee-v0",
+            base_url=[first.base_url, second.base_url],
+            model="fake-model",
+            catalog=mock_catalog,
+            max_retries=2,
+            timeout=5,
+        )
+
+    env = make()
 
     # Concurrent episodes through the async API: least-loaded choice uses both servers.
     async def many() -> None:
-        envs = [
-            gym.make(
-                "Trustee-v0",
-                base_url=[first.base_url, second.base_url],
-                model="fake-model",
-                catalog=mock_catalog,
-                max_retries=2,
-                timeout=5,
-            ).unwrapped
-            for _ in range(8)
-        ]
+        envs = [make().unwrapped for _ in range(8)]
         await asyncio.gather(*(e.areset(seed=i) for i, e in enumerate(envs)))
         for e in envs:
             e.close()
