@@ -166,6 +166,18 @@ def _default_tools() -> tuple[ToolSpec, ...]:
     return tuple(tools)
 
 
+@functools.lru_cache(maxsize=1)
+def _default_catalog() -> Catalog:
+    return Catalog(_default_tools())
+
+
+@functools.lru_cache(maxsize=16)
+def _load_cached(path: str, stamp: tuple[tuple[str, int, int], ...]) -> Catalog:
+    """One loaded catalog per (path, file stamps); ``stamp`` is only part of the key."""
+    del stamp
+    return Catalog.load(path)
+
+
 class Catalog:
     """An ordered pool of tools, indexed by name and grouped by category.
 
@@ -228,8 +240,31 @@ class Catalog:
 
     @classmethod
     def default(cls) -> Catalog:
-        """The bundled pool: every ``*.json`` file in ``trustee_env/data/catalog`` (parsed once per process)."""
-        return cls(spec.model_copy(deep=True) for spec in _default_tools())
+        """The bundled pool: every ``*.json`` file in ``trustee_env/data/catalog``.
+
+        Parsed once per process and shared by every env (no copies: constructing an env must stay cheap).
+        Treat its tools as read-only; build a new ``Catalog`` to change them.
+        """
+        return _default_catalog()
+
+    @classmethod
+    def shared(cls, source: str | os.PathLike[str]) -> Catalog:
+        """``Catalog.load(path)``, loaded once per process and shared while the file(s) stay unchanged.
+
+        The cache key is the resolved path plus each file's size and modification time, so an edited
+        catalog is read again. Treat the tools as read-only, like :meth:`default`'s.
+
+        Raises:
+            CatalogError: as :meth:`load`.
+        """
+        if isinstance(source, str) and source.lstrip()[:1] in ("{", "["):
+            return cls.load(source)  # JSON text
+        path = Path(source)
+        if not path.exists():  # load's own error
+            return cls.load(source)
+        files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+        stamp = tuple((str(file), file.stat().st_mtime_ns, file.stat().st_size) for file in files)
+        return _load_cached(str(path.resolve()), stamp)
 
     @classmethod
     def load(cls, source: str | os.PathLike[str] | Mapping[str, Any] | Sequence[Any]) -> Catalog:

@@ -14,21 +14,28 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from trustee_env.errors import ConfigError
 from trustee_env.schemas import Role
 
-__all__ = ["ROLE_DEFAULTS", "EndpointConfig", "RoleOverride", "TrusteeConfig", "make_config"]
+__all__ = ["DEFAULT_CONCURRENCY", "ROLE_DEFAULTS", "EndpointConfig", "RoleOverride", "TrusteeConfig", "make_config"]
 
 ResponseFormat = Literal["auto", "json_schema", "json_object"]
 CacheMode = Literal["off", "read_write", "replay_only"]
 ToolFormat = Literal["native", "hermes", "llama3", "mistral", "pythonic"]
+
+# vLLM batches 256 sequences by default and the paper keeps 128 rollouts in flight: a lower client-side
+# default would cap training throughput below what the server can take.
+DEFAULT_CONCURRENCY = 256
 
 
 class EndpointConfig(BaseModel):
@@ -44,7 +51,11 @@ class EndpointConfig(BaseModel):
     timeout: float = Field(default=120.0, gt=0, description="Seconds per request.")
     max_retries: int = Field(default=3, ge=0, description="Retries on 429/5xx/timeouts/connection errors.")
     max_repairs: int = Field(default=2, ge=0, description="Re-asks after an answer fails its schema.")
-    concurrency: int = Field(default=64, ge=1, description="Requests in flight to this endpoint, per process.")
+    concurrency: int = Field(
+        default=DEFAULT_CONCURRENCY,
+        ge=1,
+        description="Requests in flight to this endpoint, per process (more wait, with a log line and a count).",
+    )
     temperature: float = Field(default=0.7, ge=0, le=2)
     top_p: float = Field(default=0.95, gt=0, le=1)
     max_tokens: int = Field(default=512, ge=1)
@@ -88,6 +99,31 @@ ROLE_DEFAULTS: dict[Role, dict[str, Any]] = {
 _ENDPOINT_FIELDS = tuple(RoleOverride.model_fields)
 
 
+class _MemoEnvSource(PydanticBaseSettingsSource):
+    """pydantic-settings' environment source, evaluated once per distinct set of ``TRUSTEE_*`` variables.
+
+    Evaluating it walks every field's annotation (~2 ms): most of what building an env cost.
+    """
+
+    _memo: ClassVar[dict[tuple[tuple[str, str], ...], dict[str, Any]]] = {}
+
+    def __init__(self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self.inner = inner
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.inner.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        key = tuple(sorted((k, v) for k, v in os.environ.items() if k[:8].upper() == "TRUSTEE_"))
+        values = self._memo.get(key)
+        if values is None:
+            if len(self._memo) > 64:
+                self._memo.clear()
+            values = self._memo[key] = self.inner()
+        return copy.deepcopy(values)
+
+
 class TrusteeConfig(BaseSettings):
     """All settings of a Trustee environment.
 
@@ -107,7 +143,7 @@ class TrusteeConfig(BaseSettings):
     timeout: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=3, ge=0)
     max_repairs: int = Field(default=2, ge=0)
-    concurrency: int = Field(default=64, ge=1)
+    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1)
     response_format: ResponseFormat = "auto"
     chat_template_kwargs: dict[str, Any] | None = None
 
@@ -132,7 +168,16 @@ class TrusteeConfig(BaseSettings):
         description="An expected exact/normalized argument the user could not know: reject the task (retry) or "
         "relax its matcher to 'any'.",
     )
+    user_goal_gate: bool = Field(
+        default=True,
+        description="Bound the simulated user's stop decision by deterministic progress: it cannot give up once "
+        "every expected call succeeded, nor be satisfied while one is missing. Off: the user LM decides alone.",
+    )
     task_attempts: int = Field(default=3, ge=1, description="Fresh task generations before a task sim_fault.")
+    prompt_dir: str | None = Field(
+        default=None,
+        description="Folder of prompt templates searched before the bundled ones (override e.g. judge.j2 only).",
+    )
 
     # Record/replay and trajectories.
     cache_path: str | None = Field(default=None, description="sqlite file of the record/replay cache.")
@@ -143,6 +188,18 @@ class TrusteeConfig(BaseSettings):
     # Embedded server (used only when base_url is None).
     server_engine: Literal["auto", "llama-server", "llama-cpp-python", "vllm"] = "auto"
     server_parallel: int = Field(default=1, ge=1, description="Slots of the embedded server.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments, then ``TRUSTEE_*`` variables (no .env or secrets files are configured)."""
+        return init_settings, _MemoEnvSource(settings_cls, env_settings)
 
     @model_validator(mode="before")
     @classmethod
@@ -160,6 +217,13 @@ class TrusteeConfig(BaseSettings):
                     given[field] = env_value
             data[role.value] = given
         return data
+
+    @field_validator("prompt_dir")
+    @classmethod
+    def _prompt_dir_exists(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_dir():
+            raise ValueError(f"prompt_dir {value!r} is not a directory")
+        return None if value is None else str(Path(value).resolve())  # templates load relative to no cwd
 
     @model_validator(mode="after")
     def _cache_needs_a_path(self) -> TrusteeConfig:

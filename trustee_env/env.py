@@ -108,7 +108,7 @@ def resolve_catalog(catalog: Catalog | str | None, config: TrusteeConfig) -> Cat
     if isinstance(catalog, Catalog):
         return catalog
     source = catalog or config.catalog
-    return Catalog.load(source) if source else Catalog.default()
+    return Catalog.shared(source) if source else Catalog.default()
 
 
 def open_cache(config: TrusteeConfig) -> ResponseCache | None:
@@ -119,16 +119,19 @@ def open_cache(config: TrusteeConfig) -> ResponseCache | None:
 
 
 def build_roles(config: TrusteeConfig, cache: ResponseCache | None = None) -> Roles:
-    """The four simulator roles, each on its own resolved endpoint."""
+    """The four simulator roles, each on its own resolved endpoint, with the config's ``prompt_dir``."""
 
     def client(role: Role) -> LLMClient:
-        return LLMClient(role.value, config.endpoint(role), cache=cache)
+        return LLMClient(role.value, config.endpoint(role), cache=cache, prompt_dir=config.prompt_dir)
 
+    prompts = config.prompt_dir
     return Roles(
-        task_generator=TaskGenerator(client(Role.TASK_GENERATOR), ungrounded=config.ungrounded_arguments),
-        user=UserSimulator(client(Role.USER)),
-        tool=ToolSimulator(client(Role.TOOL)),
-        judge=Judge(client(Role.JUDGE), mode=config.reward_mode),
+        task_generator=TaskGenerator(
+            client(Role.TASK_GENERATOR), ungrounded=config.ungrounded_arguments, prompt_dir=prompts
+        ),
+        user=UserSimulator(client(Role.USER), prompt_dir=prompts),
+        tool=ToolSimulator(client(Role.TOOL), prompt_dir=prompts),
+        judge=Judge(client(Role.JUDGE), mode=config.reward_mode, prompt_dir=prompts),
     )
 
 

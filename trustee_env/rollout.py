@@ -1,16 +1,17 @@
 """Driving episodes with an LM policy behind an OpenAI-compatible endpoint.
 
-Used by ``trustee demo`` / ``trustee rollout``: the policy is just another client (the
-"policy" role, cacheable like the simulators), so the same local server can play both
-sides of the conversation.
+Used by ``trustee demo``: the policy is just another client (the "policy" role, cacheable
+like the simulators), so the same local server can play both sides of the conversation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
+from trustee_env._portal import portal
 from trustee_env.config import TrusteeConfig
 from trustee_env.env import TrusteeToolEnv
 from trustee_env.episode import derive_seed
@@ -80,13 +81,14 @@ def run_episodes(
     concurrency: int = 1,
     on_done: Callable[[EpisodeSummary], None] | None = None,
 ) -> list[EpisodeSummary]:
-    """Run episodes (``concurrency`` at a time, each on its own env copy) and return their summaries."""
+    """Run episodes (``concurrency`` at a time, each on its own env copy) and return their summaries.
+
+    Runs on the package's background loop (the portal), so it works where a loop is already running
+    (Jupyter). The extra envs are closed before returning; ``env`` itself stays open.
+    """
+    order = {seed: index for index, seed in enumerate(seeds)}
 
     async def main() -> list[EpisodeSummary]:
-        envs = [env] + [
-            TrusteeToolEnv(config=env.config, catalog=env.catalog, curriculum=env.curriculum)
-            for _ in range(concurrency - 1)
-        ]
         queue: asyncio.Queue[int] = asyncio.Queue()
         for seed in seeds:
             queue.put_nowait(seed)
@@ -100,7 +102,13 @@ def run_episodes(
                 if on_done:
                     on_done(summary)
 
-        await asyncio.gather(*(worker(e) for e in envs))
-        return sorted(results, key=lambda s: seeds.index(s["seed"]))
+        with contextlib.ExitStack() as extras:
+            envs = [env]
+            for _ in range(max(0, min(concurrency, len(seeds)) - 1)):
+                extra = TrusteeToolEnv(config=env.config, catalog=env.catalog, curriculum=env.curriculum)
+                extras.callback(extra.close)
+                envs.append(extra)
+            await asyncio.gather(*(worker(e) for e in envs))
+        return sorted(results, key=lambda s: order[s["seed"]])
 
-    return asyncio.run(main())
+    return portal().run(main)

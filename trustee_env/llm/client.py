@@ -22,6 +22,7 @@ import functools
 import itertools
 import json
 import re
+import ssl
 import threading
 import time
 import weakref
@@ -108,21 +109,41 @@ def _validation_messages(err: ValidationError) -> list[str]:
     return out
 
 
-def _http_client(concurrency: int) -> Any:
+def _httpx() -> tuple[Any, Callable[..., Any]]:
+    """The HTTP module the SDK uses and its client factory."""
+    factory = getattr(openai, "DefaultAsyncHttpx2Client", None)
+    if factory is not None:
+        import httpx2 as httpx_module  # openai >= 3 ships its own httpx fork
+
+        return httpx_module, factory
+    import httpx as httpx_module  # pragma: no cover - older openai releases
+
+    return httpx_module, openai.DefaultAsyncHttpxClient  # pragma: no cover
+
+
+@functools.lru_cache(maxsize=2)
+def _ssl_context(secure: bool) -> ssl.SSLContext:
+    """One TLS context per process and kind, shared by every client shard.
+
+    httpx builds a context per client otherwise: loading the trust store costs ~20-30 ms, times the
+    shards of every endpoint. For ``http://`` none is needed: the placeholder loads no certificates and
+    still requires verification, so a redirect to ``https://`` fails closed instead of trusting anyone.
+    """
+    if secure:
+        return _httpx()[0].create_ssl_context()  # the SDK's default trust (system store)
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+def _http_client(concurrency: int, secure: bool = True) -> Any:
     """The SDK's HTTP client, with as many keep-alive connections as requests may be in flight.
 
     Otherwise the SDK keeps up to 100 idle connections; with more requests in flight every extra
     one would open (and the server accept) a new connection per call.
     """
-    factory = getattr(openai, "DefaultAsyncHttpx2Client", None)
-    if factory is not None:
-        import httpx2 as httpx_module  # openai >= 3 ships its own httpx fork
-    else:  # pragma: no cover - older openai releases
-        import httpx as httpx_module
-
-        factory = openai.DefaultAsyncHttpxClient
+    httpx_module, factory = _httpx()
     return factory(
-        limits=httpx_module.Limits(max_connections=max(1000, concurrency), max_keepalive_connections=concurrency)
+        limits=httpx_module.Limits(max_connections=max(1000, concurrency), max_keepalive_connections=concurrency),
+        verify=_ssl_context(secure),
     )
 
 
@@ -148,7 +169,7 @@ def _client_for(url: str, endpoint: EndpointConfig) -> openai.AsyncOpenAI:
                 api_key=endpoint.api_key or "EMPTY",
                 timeout=endpoint.timeout,
                 max_retries=0,  # one retry loop only: ours
-                http_client=_http_client(size),
+                http_client=_http_client(size, secure=not url.startswith("http://")),
             )
             for _ in range(count)
         ]
@@ -164,17 +185,27 @@ class LLMClient:
         role: role name, sent as the ``X-Trustee-Role`` header and used in errors and usage.
         endpoint: the resolved endpoint settings of that role.
         cache: optional record/replay store.
+        prompt_dir: folder searched before the bundled prompts (for ``repair.j2``).
     """
 
-    def __init__(self, role: str, endpoint: EndpointConfig, *, cache: ResponseCache | None = None) -> None:
+    def __init__(
+        self,
+        role: str,
+        endpoint: EndpointConfig,
+        *,
+        cache: ResponseCache | None = None,
+        prompt_dir: str | None = None,
+    ) -> None:
         if not endpoint.base_url:
             raise LLMConnectionError(f"role {role!r} has no base_url", role=role)
         self.role = role
         self.endpoint = endpoint
         self.cache = cache
+        self.prompt_dir = prompt_dir
         urls = [endpoint.base_url] if isinstance(endpoint.base_url, str) else list(endpoint.base_url)
         self.urls = [url.rstrip("/") for url in urls]
         self._pool = pool_for(self.urls)
+        self._limiters = {url: limiter_for(url, endpoint.concurrency) for url in self.urls}
 
     # ------------------------------------------------------------------ public calls
 
@@ -217,7 +248,12 @@ class LLMClient:
         attempts = self.endpoint.max_repairs + 1
         for attempt in range(attempts):
             completion, tries = await self._send(
-                model, attempt_messages, seed=seed + attempt, schema=schema, max_tokens=self.endpoint.max_tokens
+                model,
+                attempt_messages,
+                seed=seed + attempt,
+                schema=schema,
+                max_tokens=self.endpoint.max_tokens,
+                usage=usage,
             )
             retries += tries
             if completion.usage is not None:
@@ -250,7 +286,7 @@ class LLMClient:
                 attempt_messages = [
                     *messages,
                     {"role": "assistant", "content": raw[:3000]},
-                    {"role": "user", "content": render("repair.j2", errors=errors)},
+                    {"role": "user", "content": render("repair.j2", self.prompt_dir, errors=errors)},
                 ]
         usage.record(
             self.role,
@@ -300,7 +336,7 @@ class LLMClient:
         model = await self._model()
         started = time.perf_counter()
         completion, retries = await self._send(
-            model, messages, seed=seed, schema=None, max_tokens=self.endpoint.max_tokens, tools=tools
+            model, messages, seed=seed, schema=None, max_tokens=self.endpoint.max_tokens, tools=tools, usage=usage
         )
         message = completion.choices[0].message
         out: dict[str, Any] = {"role": "assistant", "content": message.content or ""}
@@ -378,6 +414,7 @@ class LLMClient:
         schema: dict[str, Any] | None,
         max_tokens: int,
         tools: list[dict[str, Any]] | None = None,
+        usage: Usage | None = None,
     ) -> tuple[Any, int]:
         """One request with transport retries; returns (completion, retries used)."""
         retrying = AsyncRetrying(
@@ -395,7 +432,7 @@ class LLMClient:
                     url = self._pool.choose(exclude=tried if len(tried) < len(self.urls) else set())
                     failed = False
                     try:
-                        return await self._send_once(url, model, messages, seed, schema, max_tokens, tools), (
+                        return await self._send_once(url, model, messages, seed, schema, max_tokens, tools, usage), (
                             attempt_number - 1
                         )
                     except openai.APIConnectionError:
@@ -417,6 +454,7 @@ class LLMClient:
         schema: dict[str, Any] | None,
         max_tokens: int,
         tools: list[dict[str, Any]] | None,
+        usage: Usage | None = None,
     ) -> ChatCompletion:
         client = _client_for(url, self.endpoint)
         body: dict[str, Any] = {
@@ -431,7 +469,11 @@ class LLMClient:
             body["tools"] = tools
         if self.endpoint.chat_template_kwargs:
             body["chat_template_kwargs"] = self.endpoint.chat_template_kwargs
-        async with limiter_for(url, self.endpoint.concurrency):
+        limiter = self._limiters[url]
+        started = time.perf_counter()
+        if await limiter.acquire() and usage is not None:
+            usage.record_queued(self.role, time.perf_counter() - started)
+        try:
             if schema is None:
                 return await self._post(client, body)
             fmt = self._response_format(url, schema)
@@ -448,6 +490,8 @@ class LLMClient:
                         _format_for_url[url] = "json_object"
                     return await self._post(client, {**body, "response_format": self._response_format(url, schema)})
                 raise
+        finally:
+            limiter.release()
 
     async def _post(self, client: openai.AsyncOpenAI, body: dict[str, Any]) -> ChatCompletion:
         """POST /chat/completions with our JSON as is.

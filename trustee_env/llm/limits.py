@@ -4,24 +4,39 @@ An ``asyncio.Semaphore`` belongs to one loop, but a process may drive episodes f
 sync portal's loop and from a user's loop at once; the limit must hold across both
 (DESIGN, smaller points). ``EndpointLimiter`` is a thread-safe counting semaphore whose
 waiters are futures on their own loops.
+
+Throttling is never silent: the first request that has to wait for a slot logs one warning
+per endpoint, and every wait is counted (``EndpointLimiter.queued``, and per role in
+``Usage`` as ``queued`` / ``queue_wait_s``, which ``env.unwrapped.stats["usage"]`` sums).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import deque
 
 __all__ = ["EndpointLimiter", "EndpointPool", "limiter_for", "pool_for"]
 
+logger = logging.getLogger("trustee_env")
+
 
 class EndpointLimiter:
-    """A counting semaphore usable from any event loop in the process."""
+    """A counting semaphore usable from any event loop in the process.
 
-    def __init__(self, limit: int) -> None:
+    Args:
+        limit: slots (requests in flight).
+        name: what the warning calls it (the base URL).
+    """
+
+    def __init__(self, limit: int, name: str = "") -> None:
         self.limit = limit
+        self.name = name
+        self.queued = 0  # acquisitions that had to wait for a slot
         self._free = limit
+        self._warned = False
         self._lock = threading.Lock()
         self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
 
@@ -30,15 +45,44 @@ class EndpointLimiter:
         """Slots currently held."""
         return self.limit - self._free
 
-    async def acquire(self) -> None:
-        """Wait for a slot."""
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a slot right now."""
+        return len(self._waiters)
+
+    def raise_limit(self, limit: int) -> None:
+        """Grow the limit to ``limit`` (never shrinks), handing the new slots to waiters first."""
+        with self._lock:
+            extra = limit - self.limit
+            if extra <= 0:
+                return
+            self.limit = limit
+            woken = [self._waiters.popleft() for _ in range(min(extra, len(self._waiters)))]
+            self._free += extra - len(woken)
+        for loop, future in woken:
+            try:
+                loop.call_soon_threadsafe(self._grant, future)
+            except RuntimeError:  # the waiter's loop is closed: pass the slot on
+                self.release()
+
+    async def acquire(self) -> bool:
+        """Wait for a slot; True when the request had to queue behind the limit."""
         loop = asyncio.get_running_loop()
         with self._lock:
             if self._free > 0 and not self._waiters:
                 self._free -= 1
-                return
+                return False
             future: asyncio.Future[None] = loop.create_future()
             self._waiters.append((loop, future))
+            self.queued += 1
+            warn, self._warned = not self._warned, True
+        if warn:
+            logger.warning(
+                "trustee: requests to %s are queuing behind its concurrency limit (%d in flight, per process); "
+                "if the server can take more, raise `concurrency` (stats: env.unwrapped.stats['usage'].queued)",
+                self.name or "an endpoint",
+                self.limit,
+            )
         try:
             await future
         except asyncio.CancelledError:
@@ -51,6 +95,7 @@ class EndpointLimiter:
             if granted:
                 self.release()
             raise
+        return True
 
     def release(self) -> None:
         """Give a slot back, handing it to the oldest waiter if any."""
@@ -114,12 +159,14 @@ _registry_lock = threading.Lock()
 
 
 def limiter_for(url: str, limit: int) -> EndpointLimiter:
-    """The process-wide limiter of one base URL (the first caller's limit wins)."""
+    """The process-wide limiter of one base URL; the largest limit any caller asked for holds."""
     with _registry_lock:
         limiter = _limiters.get(url)
         if limiter is None:
-            limiter = _limiters[url] = EndpointLimiter(limit)
-        return limiter
+            return _limiters.setdefault(url, EndpointLimiter(limit, name=url))
+    if limit > limiter.limit:
+        limiter.raise_limit(limit)
+    return limiter
 
 
 def pool_for(urls: list[str]) -> EndpointPool:

@@ -25,6 +25,8 @@ class RoleUsage:
     retries: int = 0
     cache_hits: int = 0
     latency_s: float = 0.0
+    queued: int = 0  # requests that waited for a slot under the endpoint's concurrency limit
+    queue_wait_s: float = 0.0  # seconds they waited (part of latency_s)
 
 
 @dataclass
@@ -56,6 +58,13 @@ class Usage:
             entry.cache_hits += int(cache_hit)
             entry.latency_s += latency_s
 
+    def record_queued(self, role: str, wait_s: float) -> None:
+        """Count one request that queued behind the concurrency limit (not a call of its own)."""
+        with self._lock:
+            entry = self.roles.setdefault(role, RoleUsage())
+            entry.queued += 1
+            entry.queue_wait_s += wait_s
+
     def merge(self, other: Usage) -> None:
         """Add another Usage's counters to this one."""
         with self._lock:
@@ -84,6 +93,11 @@ class Usage:
     def latency_s(self) -> float:
         """Total seconds spent waiting on LM calls."""
         return sum(entry.latency_s for entry in self.roles.values())
+
+    @property
+    def queued(self) -> int:
+        """Requests, all roles, that waited for a slot under an endpoint's concurrency limit."""
+        return sum(entry.queued for entry in self.roles.values())
 
     @property
     def calls(self) -> int:

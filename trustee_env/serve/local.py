@@ -21,10 +21,19 @@ from typing import Literal
 
 from trustee_env.errors import ServerError
 
-__all__ = ["DEFAULT_MODEL_ALIAS", "LocalServer", "ServerSpec", "build_command", "bundled_gguf", "pick_engine"]
+__all__ = [
+    "DEFAULT_MODEL_ALIAS",
+    "DEFAULT_VLLM_MODEL",
+    "LocalServer",
+    "ServerSpec",
+    "build_command",
+    "bundled_gguf",
+    "pick_engine",
+]
 
 Engine = Literal["llama-server", "llama-cpp-python", "vllm"]
 DEFAULT_MODEL_ALIAS = "smollm2-135m-instruct"
+DEFAULT_VLLM_MODEL = "Qwen/Qwen3-8B"
 INSTALL_LOCAL = 'pip install "trustee-env[local]"'
 
 
@@ -92,7 +101,7 @@ class ServerSpec:
 def build_command(spec: ServerSpec) -> list[str]:
     """The command line that starts ``spec`` (also what ``trustee serve --print-command`` prints)."""
     if spec.engine == "vllm":
-        model = spec.model or "Qwen/Qwen3-8B"
+        model = spec.model or DEFAULT_VLLM_MODEL
         cmd = [
             sys.executable,
             "-m",
@@ -219,8 +228,10 @@ class LocalServer:
 
     @property
     def model_name(self) -> str:
-        """The name clients send as ``model``."""
-        return self.spec.model or self.spec.alias if self.spec.engine == "vllm" else self.spec.alias
+        """The name clients send as ``model``: vLLM serves the model under its own name, llama.cpp under the alias."""
+        if self.spec.engine == "vllm":
+            return self.spec.model or DEFAULT_VLLM_MODEL
+        return self.spec.alias
 
     @property
     def pid(self) -> int | None:

@@ -23,18 +23,23 @@ __all__ = ["EmbeddedServer", "ensure_embedded_server", "stop_embedded_server"]
 
 logger = logging.getLogger("trustee_env")
 _lock = threading.Lock()
-_owned: LocalServer | None = None
+_owned: list[LocalServer] = []  # servers this process started (stopped at exit)
 _current: EmbeddedServer | None = None
 
 
 class EmbeddedServer:
     """Where the embedded server answers."""
 
-    def __init__(self, base_url: str, model_name: str, pid: int | None, owned: bool) -> None:
+    def __init__(self, base_url: str, model_name: str, pid: int | None, owned: bool, engine: str = "") -> None:
         self.base_url = base_url
         self.model_name = model_name
         self.pid = pid
         self.owned = owned
+        self.engine = engine
+
+    def serves(self, engine: str) -> bool:
+        """Whether this server satisfies a request for ``engine`` (``auto`` takes any)."""
+        return engine == "auto" or engine == self.engine
 
 
 def _state_dir() -> Path:
@@ -66,9 +71,9 @@ def _alive(pid: int) -> bool:
 
 def ensure_embedded_server(engine: str = "auto", parallel: int = 1) -> EmbeddedServer:
     """Start the embedded server, or reuse the one this machine already runs."""
-    global _owned, _current
+    global _current
     with _lock:
-        if _current is not None and server_answers(_current.base_url) is not None:
+        if _current is not None and _current.serves(engine) and server_answers(_current.base_url) is not None:
             return _current
         state_dir = _state_dir()
         state_file = state_dir / "embedded-server.json"
@@ -76,35 +81,46 @@ def ensure_embedded_server(engine: str = "auto", parallel: int = 1) -> EmbeddedS
             if state_file.exists():
                 try:
                     state = json.loads(state_file.read_text())
-                    if _alive(int(state["pid"])) and server_answers(state["base_url"]) is not None:
-                        _current = EmbeddedServer(state["base_url"], state["model"], int(state["pid"]), owned=False)
+                    found = EmbeddedServer(
+                        state["base_url"],
+                        state["model"],
+                        int(state["pid"]),
+                        owned=False,
+                        engine=state.get("engine", ""),
+                    )
+                    if found.serves(engine) and _alive(found.pid or 0) and server_answers(found.base_url) is not None:
+                        _current = found
                         logger.info("trustee: reusing the embedded model server at %s", _current.base_url)
                         return _current
                 except (ValueError, KeyError, OSError):
                     pass
-            chosen = pick_engine(engine if engine != "vllm" else "auto")
+            chosen = pick_engine(engine)  # an explicit engine is honoured or refused, never swapped
             server = LocalServer(ServerSpec(engine=chosen, parallel=parallel, threads=max(1, os.cpu_count() or 1)))
             logger.warning(
-                "trustee: no base_url given; starting the embedded %s server with SmolLM2-135M-Instruct "
-                "(a small smoke-test model). Pass base_url=... for a real simulator.",
+                "trustee: no base_url given; starting the embedded %s server with %s%s. "
+                "Pass base_url=... for a real simulator.",
                 chosen,
+                server.model_name,
+                "" if chosen == "vllm" else " (a small smoke-test model)",
             )
             server.start()
-            _owned = server
-            atexit.register(stop_embedded_server)
+            if not _owned:
+                atexit.register(stop_embedded_server)
+            _owned.append(server)
             state_file.write_text(
-                json.dumps({"pid": server.pid, "base_url": server.base_url, "model": server.model_name})
+                json.dumps(
+                    {"pid": server.pid, "base_url": server.base_url, "model": server.model_name, "engine": chosen}
+                )
             )
-            _current = EmbeddedServer(server.base_url, server.model_name, server.pid, owned=True)
+            _current = EmbeddedServer(server.base_url, server.model_name, server.pid, owned=True, engine=chosen)
             logger.warning("trustee: embedded server ready at %s (%.1fs)", server.base_url, server.startup_s or 0)
             return _current
 
 
 def stop_embedded_server() -> None:
     """Stop the embedded server if this process started it."""
-    global _owned, _current
+    global _current
     with _lock:
-        if _owned is not None:
-            _owned.stop()
-            _owned = None
+        while _owned:
+            _owned.pop().stop()
         _current = None
