@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # Blocks that need no model: they use the scripted server or only build configuration.
-RUNNABLE_DOCS = ["docs/episode.md", "docs/configuration.md", "docs/curriculum.md"]
+RUNNABLE_DOCS = ["docs/episode.md", "docs/configuration.md", "docs/curriculum.md", "docs/rewards.md"]
 
 
 def _python_blocks(path: Path) -> list[str]:

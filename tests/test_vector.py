@@ -1,9 +1,10 @@
 """The vector env (``gym.make_vec("Trustee-v0", num_envs=N, group_size=G)``) against the scripted fake server.
 
 The agent's words drive a small script: ``XFINISHX`` makes the simulated user satisfied (the
-episode terminates), ``XGOODX`` makes the judge award 1 (else 0), ``XBREAKX`` makes the user
-simulator fail (a sim fault). Strictness is pinned to 1, so no deterministic cap hides the
-judge's verdict. Nothing here asserts on wall time.
+episode terminates), ``XGOODX`` makes the judge award 1 (else -1), ``XBREAKX`` makes the user
+simulator fail (a sim fault). The agent makes no tool call, so the floor caps every reward at 0:
+``XGOODX`` episodes end at 0 and the others at -1. These tests are about batching, so the user's
+goal gate is off (the scripted user decides alone). Nothing here asserts on wall time.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class GroupScript:
                 return {"message": "Thanks, that is all I needed.", "status": "satisfied"}
             return {"message": "Please go on.", "status": "continue"}
         if role == "judge":
-            return {"rationale": "scripted", "scores": SCORES, "verdict": 1 if GOOD in prompt else 0}
+            return {"rationale": "scripted", "scores": SCORES, "verdict": 1 if GOOD in prompt else -1}
         return self.base(role, request)
 
 
@@ -98,6 +99,7 @@ def make_vec(
         kwargs.setdefault("max_retries", 0)
         kwargs.setdefault("max_steps", 6)
         kwargs.setdefault("aspects", {"strictness": 1, "num_turns": 1})
+        kwargs.setdefault("user_goal_gate", False)
         venv = gym.make_vec("Trustee-v0", num_envs=num_envs, group_size=group_size, base_url=server.base_url, **kwargs)
         venv.server = server  # type: ignore[attr-defined]
         venv.script = script  # type: ignore[attr-defined]
@@ -275,14 +277,14 @@ def test_group_zero_variance_is_reported_once_by_the_last_finisher(
                     (step, int(slot), bool(infos["group_zero_variance"][slot]), infos["group_rewards"][slot])
                 )
 
-    # block 1 finishes together (both reward 0); block 0 finishes over two steps (rewards 1, then 0)
+    # block 1 finishes together (both reward -1); block 0 finishes over two steps (rewards 0, then -1)
     _, rewards, terminations, _, infos = venv.step([f"{FINISH} {GOOD}", MORE, FINISH, FINISH])
-    assert rewards.tolist() == [1.0, 0.0, 0.0, 0.0] and terminations.tolist() == [True, False, True, True]
+    assert rewards.tolist() == [0.0, 0.0, -1.0, -1.0] and terminations.tolist() == [True, False, True, True]
     collect(1, infos)
     _, rewards, terminations, _, infos = venv.step([None, FINISH, None, None])
-    assert rewards.tolist() == [0.0, 0.0, 0.0, 0.0] and terminations.tolist() == [False, True, False, False]
+    assert rewards.tolist() == [0.0, -1.0, 0.0, 0.0] and terminations.tolist() == [False, True, False, False]
     collect(2, infos)
-    assert reports == [(1, 3, True, [0.0, 0.0]), (2, 1, False, [1.0, 0.0])]
+    assert reports == [(1, 3, True, [-1.0, -1.0]), (2, 1, False, [0.0, -1.0])]
     assert venv.stats["groups"] == 2 and venv.stats["zero_variance_groups"] == 1
     assert venv.stats["episodes"] == 4
 
@@ -296,12 +298,12 @@ def test_sim_fault_in_one_sub_env_does_not_affect_the_others(make_vec: Callable[
     _, rewards, terminations, truncations, infos = venv.step([f"{FINISH} {GOOD}", BREAK, MORE, MORE])
     assert terminations.tolist() == [True, False, False, False]
     assert truncations.tolist() == [False, True, False, False]
-    assert rewards.tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert rewards.tolist() == [0.0, 0.0, 0.0, 0.0]
     assert infos["_sim_fault"].tolist() == [False, True, False, False]
     assert infos["sim_fault"][1]["role"] == "user"
     # the faulted member is left out of the group's variance: one valid reward -> no signal
     assert infos["_group_zero_variance"].tolist() == [False, True, False, False]
-    assert infos["group_rewards"][1] == [1.0, None] and bool(infos["group_zero_variance"][1])
+    assert infos["group_rewards"][1] == [0.0, None] and bool(infos["group_zero_variance"][1])
     _, _, _, _, infos = venv.step([None, None, MORE, MORE])
     assert infos["turn"].tolist() == [0, 0, 2, 2]
     assert venv.stats["sim_faults"] == 1
@@ -320,11 +322,11 @@ def test_task_generation_failure_faults_every_member_of_that_group_only(
     assert infos["_task_id"].tolist() == [False, False, True, True]
     assert obs[0] == {"messages": [], "tools": []} and obs[2]["messages"]
     _, rewards, terminations, truncations, infos = venv.step([MORE, MORE, f"{FINISH} {GOOD}", FINISH])
-    assert rewards.tolist() == [0.0, 0.0, 1.0, 0.0]
+    assert rewards.tolist() == [0.0, 0.0, 0.0, -1.0]
     assert truncations.tolist() == [True, True, False, False]
     assert terminations.tolist() == [False, False, True, True]
     assert infos["group_rewards"][1] == [None, None] and bool(infos["group_zero_variance"][1])
-    assert infos["group_rewards"][3] == [1.0, 0.0] and not infos["group_zero_variance"][3]
+    assert infos["group_rewards"][3] == [0.0, -1.0] and not infos["group_zero_variance"][3]
     assert infos["_group_rewards"].tolist() == [False, True, False, True]
 
 
@@ -382,7 +384,7 @@ def test_trajectories_stats_and_curriculum(make_vec: Callable[..., TrusteeVector
     assert records[0]["group_id"] == records[1]["group_id"] == infos["group_id"][0]
     assert [r["member"] for r in records] == [0, 1, 0]
     assert records[1]["sim_fault"]["role"] == "user"
-    assert [reward for reward, _ in curriculum.observed] == [1.0, 0.0]  # the faulted episode is not fed
+    assert [reward for reward, _ in curriculum.observed] == [0.0, -1.0]  # the faulted episode is not fed
     assert venv.stats["episodes"] == 3 and venv.stats["sim_faults"] == 1
     assert venv.stats["usage"].calls > 0
     venv.step([None, None, None, MORE])  # round 1 of block 0 and of block 1's slot 2: two more group tasks

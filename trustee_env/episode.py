@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import difflib
 import json
 import time
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from trustee_env.catalog import Catalog
-from trustee_env.checks import CallRecord, run_checks
+from trustee_env.checks import CallRecord, run_checks, validate_call
 from trustee_env.config import TrusteeConfig
 from trustee_env.difficulty import budget_for
 from trustee_env.errors import EpisodeStateError, LLMError
@@ -36,7 +35,7 @@ from trustee_env.llm.usage import Usage
 from trustee_env.parsing import parse_message
 from trustee_env.prompts import fence, render
 from trustee_env.roles import Judge, TaskGenerator, ToolSimulator, UserSimulator, Verdict
-from trustee_env.schemas import Aspects, Role, Task, ToolCall, canonical_json, content_hash, schema_errors
+from trustee_env.schemas import Aspects, Role, Task, ToolCall, canonical_json, content_hash
 
 __all__ = ["Episode", "Phase", "Roles", "StepOutput", "as_assistant_message", "derive_seed"]
 
@@ -138,9 +137,11 @@ class Episode:
         self.usage = Usage()
         self.step_index = 0
         self.parse_errors = 0
+        self.user_gate_overrides = 0
         self.records: list[CallRecord] = []
         self.transcript: list[str] = []
         self.messages: list[dict[str, Any]] = []
+        self._reply_start = 0  # where the environment's answer to the last action begins in ``messages``
         self.state: dict[str, Any] = {}
         self.sim_fault: dict[str, Any] | None = None
         self.verdict: Verdict | None = None
@@ -244,6 +245,7 @@ class Episode:
         task = self.task
         self.step_index += 1
         self.messages.append(message)
+        self._reply_start = len(self.messages)
         parsed = parse_message(message, step=self.step_index, tool_format=self.config.tool_format)
         self.parse_errors += len(parsed.errors)
         if parsed.text:
@@ -269,13 +271,16 @@ class Episode:
         if not parsed.calls and not parsed.errors:
             try:
                 turn = await self.roles.user.reply(
-                    task, self.transcript, seed=self._seed_for(Role.USER), usage=self.usage
+                    task, self.transcript, goal_met=self._goal_gate(), seed=self._seed_for(Role.USER), usage=self.usage
                 )
             except LLMError as err:
                 self._fault(err)
                 return await self._end("sim_fault", truncated=True)
             self.messages.append({"role": "user", "content": turn.message})
             self.transcript.append(f"[user] {turn.message}")
+            if turn.gated_from is not None:
+                self.user_gate_overrides += 1
+                self.transcript.append(f"[env] the user's '{turn.gated_from}' became '{turn.status}' (goal gate)")
             if turn.done:
                 return await self._end(f"user_{turn.status}", truncated=False)
 
@@ -286,25 +291,15 @@ class Episode:
     async def _run_call(self, task: Task, call: ToolCall, index: int) -> None:
         step = self.step_index
         label = f"step {step} #{index} {call.name}"
+        status, error = validate_call(task.tools, call)
+        if status != "ok" or error is not None:
+            self.records.append(CallRecord(step=step, index=index, call=call, status=status, error=error))
+            self._tool_message(call.id, error or "Error: invalid call")
+            outcome = "unknown tool" if status == "unknown_tool" else "invalid arguments"
+            self.transcript.append(f"[assistant calls] {label}({fence(call.canonical_arguments())}) -> {outcome}")
+            return
         spec = task.tool(call.name)
-        if spec is None:
-            names = [tool.name for tool in task.tools]
-            close = difflib.get_close_matches(call.name, names, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            error = f"Error: unknown tool {call.name!r}.{hint} Available tools: {', '.join(names)}."
-            self.records.append(CallRecord(step=step, index=index, call=call, status="unknown_tool", error=error))
-            self._tool_message(call.id, error)
-            self.transcript.append(f"[assistant calls] {label}({fence(call.canonical_arguments())}) -> unknown tool")
-            return
-        problems = schema_errors(spec.parameters, call.arguments, root="arguments")
-        if problems:
-            error = f"Error: invalid arguments for {call.name}: " + "; ".join(problems[:5])
-            self.records.append(CallRecord(step=step, index=index, call=call, status="invalid_arguments", error=error))
-            self._tool_message(call.id, error)
-            self.transcript.append(
-                f"[assistant calls] {label}({fence(call.canonical_arguments())}) -> invalid arguments"
-            )
-            return
+        assert spec is not None  # validate_call found it
         previous = [line for line in self.transcript if line.startswith(("[assistant calls]", "[tool]"))][-12:]
         result, self.state = await self.roles.tool.call(
             spec,
@@ -346,7 +341,41 @@ class Episode:
         self.finished = time.perf_counter()
         return StepOutput(self.observation(), float(self.reward), not truncated, truncated, self._info(final=True))
 
+    async def finish(self, reason: str = "agent_budget") -> StepOutput:
+        """End the episode now, as truncated: the checks and the judge still run (reward capped at 0).
+
+        For trainers whose own token or turn budget ran out mid-episode; ``reason`` becomes
+        ``info["termination"]``.
+        """
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValueError(f"finish() needs a non-empty reason string, got {reason!r}")
+        self._check_phase()
+        if self.task is None:
+            return await self._end("sim_fault", truncated=True)
+        return await self._end(reason.strip(), truncated=True)
+
+    def reply_messages(self) -> list[dict[str, Any]]:
+        """Copies of the messages the environment added after the last action (after reset: system and user).
+
+        Tool results, feedback and the simulated user's reply, in order: what a trainer appends as
+        environment tokens after the policy's own turn.
+        """
+        return copy.deepcopy(self.messages[self._reply_start :])
+
     # ------------------------------------------------------------------ helpers
+
+    def _goal_gate(self) -> bool | None:
+        return self.goal_met() if self.config.user_goal_gate else None
+
+    def goal_met(self) -> bool | None:
+        """Has every expected call succeeded with matching arguments? None for a task that expects no calls.
+
+        The simulated user's stop decision is bounded by this (the goal gate): it cannot give up once
+        the goal is met, nor be satisfied while an expected call is missing.
+        """
+        if self.task is None or not self.task.expected_calls:
+            return None
+        return not run_checks(self.task, self.records).missing
 
     def _fault(self, err: LLMError) -> None:
         if self.config.raise_on_sim_fault:
@@ -418,6 +447,7 @@ class Episode:
             "verdict": self.verdict.model_dump(mode="json") if self.verdict else None,
             "sim_fault": self.sim_fault,
             "parse_errors": self.parse_errors,
+            "user_gate_overrides": self.user_gate_overrides,
             "usage": self.usage.timing_view(),
             "timings": {
                 "wall_s": round(self.wall_s, 4),

@@ -12,7 +12,7 @@ import json
 from enum import Enum
 from typing import Any, Literal
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "ToolSpec",
     "bounded_schema",
     "canonical_json",
+    "close_schema",
     "content_hash",
     "schema_errors",
 ]
@@ -59,19 +60,62 @@ def bounded_schema(schema: Any, *, max_string: int = 200, max_items: int = 10) -
     return out
 
 
+_DATA_KEYWORDS = frozenset({"enum", "const", "default", "examples", "example", "required"})
+_SCHEMA_MAPS = frozenset({"properties", "$defs", "definitions", "patternProperties", "dependentSchemas"})
+
+
+def close_schema(schema: Any) -> Any:
+    """A copy of a JSON schema in which every object without an ``additionalProperties`` rule is closed.
+
+    Tool schemas rarely say ``additionalProperties: false``, and JSON Schema then accepts any extra key:
+    a made-up argument would pass validation and be rewarded. An object that explicitly allows extras
+    (``additionalProperties: true`` or a schema, or ``patternProperties``) is left open.
+    """
+    if isinstance(schema, list):
+        return [close_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _DATA_KEYWORDS:
+            out[key] = value
+        elif key in _SCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {name: close_schema(sub) for name, sub in value.items()}
+        else:
+            out[key] = close_schema(value)
+    kinds = out.get("type")
+    is_object = kinds == "object" or (isinstance(kinds, list) and "object" in kinds) or "properties" in out
+    if is_object and "additionalProperties" not in out and "patternProperties" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
+def _is_strict_integer(checker: Any, instance: Any) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+# Draft 2020-12 counts 12.0 as an integer; a tool argument typed integer must be written as one.
+_StrictValidator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_strict_integer),
+)
+
+
 @functools.lru_cache(maxsize=1024)
-def _validator(schema_json: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads(schema_json))
+def _validator(schema_json: str, strict_integers: bool) -> Draft202012Validator:
+    cls = _StrictValidator if strict_integers else Draft202012Validator
+    return cls(json.loads(schema_json))
 
 
-def schema_errors(schema: dict[str, Any], value: Any, *, root: str) -> list[str]:
+def schema_errors(schema: dict[str, Any], value: Any, *, root: str, strict_integers: bool = False) -> list[str]:
     """``"<path>: <message>"`` for every way ``value`` breaks ``schema`` (``root`` names the empty path).
 
     Validators are built once per distinct schema: tool schemas are checked on every call.
+    ``strict_integers`` rejects ``12.0`` where the schema says integer (tool arguments are strict).
     """
     return [
         f"{'/'.join(str(part) for part in err.absolute_path) or root}: {err.message}"
-        for err in _validator(canonical_json(schema)).iter_errors(value)
+        for err in _validator(canonical_json(schema), strict_integers).iter_errors(value)
     ]
 
 
@@ -123,7 +167,7 @@ class ToolSpec(BaseModel):
         value = dict(value)
         value.setdefault("type", "object")
         value.setdefault("properties", {})
-        return value
+        return close_schema(value)
 
     @property
     def required(self) -> list[str]:
@@ -161,7 +205,9 @@ class ToolCall(BaseModel):
 PromptSpecificity = Literal["detailed", "standard", "generic"]
 Expertise = Literal["expert", "beginner", "novice"]
 Ambiguity = Literal["clear", "slightly ambiguous", "ambiguous", "highly ambiguous"]
-Matcher = str  # "exact" | "normalized" | "set" | "any" | "from_result:<call index>#<json pointer>"
+Matcher = str
+"""How an expected argument is compared (see :mod:`trustee_env.checks`): ``exact``, ``normalized``,
+``one_of``, ``absent_or_one_of``, ``ordered``, ``set``, ``any`` or ``from_result:<call index>#<json pointer>``."""
 
 
 class Aspects(BaseModel):
@@ -197,6 +243,10 @@ class ExpectedCall(BaseModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
     matchers: dict[str, Matcher] = Field(
         default_factory=dict, description="Argument name -> matcher; arguments not listed use 'normalized'."
+    )
+    alternatives: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="Argument name -> other acceptable values (for 'one_of' and 'absent_or_one_of').",
     )
     after: list[int] = Field(default_factory=list, description="Indexes of expected calls that must come first.")
 

@@ -11,7 +11,7 @@ from trustee_env.llm.usage import Usage
 from trustee_env.prompts import render_messages
 from trustee_env.schemas import Task
 
-__all__ = ["UserSimulator", "UserTurn"]
+__all__ = ["UserSimulator", "UserTurn", "gate"]
 
 
 class UserTurn(BaseModel):
@@ -20,6 +20,10 @@ class UserTurn(BaseModel):
     message: str = Field(min_length=1, max_length=400, description="The user's next message.")
     status: Literal["continue", "satisfied", "gave_up"] = Field(
         description="'continue' while the goal is open; 'satisfied' when met; 'gave_up' when hopeless."
+    )
+
+    gated_from: Literal["continue", "satisfied", "gave_up"] | None = Field(
+        default=None, exclude=True, description="The LM's own status when the goal gate changed it."
     )
 
     @property
@@ -35,9 +39,39 @@ class UserSimulator:
         self.client = client
         self.prompt_dir = prompt_dir
 
-    async def reply(self, task: Task, transcript: list[str], *, seed: int, usage: Usage) -> UserTurn:
-        """The user's answer to the conversation so far (``transcript`` from ``Episode.transcript``)."""
+    async def reply(
+        self, task: Task, transcript: list[str], *, goal_met: bool | None = None, seed: int, usage: Usage
+    ) -> UserTurn:
+        """The user's answer to the conversation so far (``transcript`` from ``Episode.transcript``).
+
+        ``goal_met`` is the deterministic progress (every expected call succeeded, or None when the
+        task expects none). It is shown to the LM and bounds its decision: see :func:`gate`.
+        """
         messages = render_messages(
-            "user_simulator.j2", self.prompt_dir, task=task.model_dump(mode="json"), transcript=transcript
+            "user_simulator.j2",
+            self.prompt_dir,
+            task=task.model_dump(mode="json"),
+            transcript=transcript,
+            goal_met=goal_met,
         )
-        return await self.client.structured(messages, UserTurn, seed=seed, usage=usage)
+        turn = await self.client.structured(messages, UserTurn, seed=seed, usage=usage)
+        return gate(turn, goal_met)
+
+
+def gate(turn: UserTurn, goal_met: bool | None) -> UserTurn:
+    """Bound the user's stop decision by deterministic progress (the goal gate); its words stay its own.
+
+    A small simulator both gives up after the agent did everything right and declares itself
+    satisfied with a refusal; either would teach the policy the wrong thing. So once the goal is
+    met the user ends satisfied, and while it is not, "satisfied" becomes "continue".
+    """
+    if goal_met is None:
+        return turn
+    status = turn.status
+    if goal_met and status != "satisfied":
+        status = "satisfied"
+    elif not goal_met and status == "satisfied":
+        status = "continue"
+    if status == turn.status:
+        return turn
+    return turn.model_copy(update={"status": status, "gated_from": turn.status})

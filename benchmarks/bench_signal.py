@@ -1,0 +1,181 @@
+"""Does the reward tell good from bad? Reference agents on the same seeds, reward table as JSON.
+
+Runs the agents of :mod:`trustee_env.probes` (``oracle``, ``null``, ``wrong_tool``,
+``wrong_argument``) on the same seeds at several difficulties and reports, per agent and per
+difficulty: P(reward = 1) among completed (non-sim-fault) episodes, mean reward, sim-fault rate
+(and by role), termination reasons, and how often the goal gate overruled the simulated user.
+The same seed gives the same task to every agent (task generation is cached), so the table
+compares behaviours, not luck.
+
+Targets (issue "Rewards you can trust"): oracle P(reward = 1) >= 0.8, null <= 0.05,
+wrong_tool and wrong_argument <= 0.1, sim faults <= 0.10. ``targets_met`` reports each.
+
+Usage:
+    python benchmarks/bench_signal.py --seeds 8 --difficulties 10 50        # embedded llama.cpp server
+    python benchmarks/bench_signal.py --base-url http://host:8000/v1 --model Qwen/Qwen3-8B
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from trustee_env.env import TrusteeToolEnv
+from trustee_env.probes import AGENTS, ProbeAgent, make_agent
+from trustee_env.serve.local import LocalServer, ServerSpec, pick_engine
+
+TARGETS = {"oracle": (">=", 0.8), "null": ("<=", 0.05), "wrong_tool": ("<=", 0.1), "wrong_argument": ("<=", 0.1)}
+MAX_SIM_FAULT_RATE = 0.10
+
+
+async def play(env: TrusteeToolEnv, agent: ProbeAgent, *, seed: int, difficulty: float) -> dict[str, Any]:
+    """One episode of ``agent``; the row of the table it contributes."""
+    obs, info = await env.areset(seed=seed, options={"difficulty": difficulty})
+    task = env.episode.task
+    if task is not None and not agent.applicable(task):
+        return {"seed": seed, "difficulty": difficulty, "applicable": False}
+    reward, terminated, truncated = 0.0, False, False
+    while not (terminated or truncated):
+        action = agent.act(task, obs) if task is not None else ""
+        obs, reward, terminated, truncated, info = await env.astep(action)
+    verdict = info.get("verdict") or {}
+    return {
+        "seed": seed,
+        "difficulty": difficulty,
+        "applicable": True,
+        "reward": reward,
+        "termination": info.get("termination"),
+        "sim_fault": info.get("sim_fault"),
+        "judge_verdict": verdict.get("judge_verdict"),
+        "strictness": verdict.get("strictness"),
+        "caps": [cap["detail"] for cap in verdict.get("caps", [])],
+        "gate_overrides": env.episode.user_gate_overrides,
+        "intent": task.intent if task else None,
+    }
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures of one agent (or one agent at one difficulty)."""
+    played = [row for row in rows if row["applicable"]]
+    completed = [row for row in played if not row["sim_fault"]]
+    faults = [row for row in played if row["sim_fault"]]
+    wins = sum(1 for row in completed if row["reward"] >= 1)
+    return {
+        "episodes": len(played),
+        "not_applicable": len(rows) - len(played),
+        "completed": len(completed),
+        "p_reward_1": round(wins / len(completed), 3) if completed else None,
+        "mean_reward": round(sum(row["reward"] for row in completed) / len(completed), 3) if completed else None,
+        "sim_fault_rate": round(len(faults) / len(played), 3) if played else None,
+        "sim_faults_by_role": dict(Counter(row["sim_fault"]["role"] for row in faults)),
+        "sim_fault_reasons": dict(Counter(row["sim_fault"]["reason"] for row in faults)),
+        "terminations": dict(Counter(row["termination"] for row in played)),
+        "judge_said_1": sum(1 for row in completed if row["judge_verdict"] == 1),
+        "gate_overrides": sum(row["gate_overrides"] for row in played),
+    }
+
+
+async def run_agent(
+    name: str, options: dict[str, Any], seeds: list[int], difficulties: list[float], concurrency: int
+) -> list[dict[str, Any]]:
+    """Every (difficulty, seed) episode of one agent, ``concurrency`` at a time (one env each)."""
+    agent = make_agent(name, options.get("tool_format", "native"))
+    jobs = [(difficulty, seed) for difficulty in difficulties for seed in seeds]
+    rows: list[dict[str, Any]] = []
+    with ExitStack() as stack:
+        envs = [stack.enter_context(TrusteeToolEnv(**options)) for _ in range(max(1, min(concurrency, len(jobs))))]
+
+        async def worker(env: TrusteeToolEnv) -> None:
+            while jobs:
+                difficulty, seed = jobs.pop(0)
+                rows.append(await play(env, agent, seed=seed, difficulty=difficulty))
+
+        await asyncio.gather(*(worker(env) for env in envs))
+    return sorted(rows, key=lambda row: (row["difficulty"], row["seed"]))
+
+
+def report(per_agent: dict[str, list[dict[str, Any]]], difficulties: list[float]) -> dict[str, Any]:
+    """The JSON report: overall and per-difficulty figures per agent, and whether each target is met."""
+    agents: dict[str, Any] = {}
+    for name, rows in per_agent.items():
+        entry = summarise(rows)
+        entry["by_difficulty"] = {
+            str(d): summarise([row for row in rows if row["difficulty"] == d]) for d in difficulties
+        }
+        agents[name] = entry
+    targets: dict[str, Any] = {}
+    for name, (op, bound) in TARGETS.items():
+        value = agents.get(name, {}).get("p_reward_1")
+        if value is not None:
+            targets[f"{name}_p_reward_1 {op} {bound}"] = value >= bound if op == ">=" else value <= bound
+    all_rows = [row for rows in per_agent.values() for row in rows if row["applicable"]]
+    fault_rate = sum(1 for row in all_rows if row["sim_fault"]) / len(all_rows) if all_rows else 0.0
+    targets[f"sim_fault_rate <= {MAX_SIM_FAULT_RATE}"] = fault_rate <= MAX_SIM_FAULT_RATE
+    return {"agents": agents, "sim_fault_rate": round(fault_rate, 3), "targets_met": targets}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=8, help="seeds per difficulty")
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--difficulties", type=float, nargs="+", default=[10.0, 50.0])
+    parser.add_argument("--agents", nargs="+", default=list(AGENTS), choices=list(AGENTS))
+    parser.add_argument("--base-url", help="an OpenAI-compatible endpoint; default: start the embedded server")
+    parser.add_argument("--model", help="model name at --base-url (default: ask the server)")
+    parser.add_argument("--engine", default="llama-cpp-python", help="embedded server engine (auto, llama-server, ...)")
+    parser.add_argument("--concurrency", type=int, default=1, help="episodes in flight per agent")
+    parser.add_argument("--ungrounded", default="reject", choices=["reject", "relax"])
+    parser.add_argument("--max-steps", type=int, help="policy messages per episode (default: from the task)")
+    parser.add_argument("--out", help="also write the per-episode rows (JSONL) here")
+    args = parser.parse_args(argv)
+
+    tmp = Path(tempfile.mkdtemp(prefix="trustee-signal-"))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    options: dict[str, Any] = {
+        "cache_path": str(tmp / "cache.sqlite"),  # the same seed replays the same task for every agent
+        "trajectory_path": str(tmp / "trajectories.jsonl"),
+        "ungrounded_arguments": args.ungrounded,
+    }
+    if args.max_steps:
+        options["max_steps"] = args.max_steps
+    result: dict[str, Any] = {
+        "seeds": seeds,
+        "difficulties": args.difficulties,
+        "cpu_count": os.cpu_count(),
+        "options": {key: value for key, value in options.items() if not key.endswith("_path")},
+    }
+    started = time.perf_counter()
+    with ExitStack() as stack:
+        if args.base_url:
+            options.update(base_url=args.base_url, model=args.model)
+            result["endpoint"] = {"base_url": args.base_url, "model": args.model}
+        else:
+            server = stack.enter_context(LocalServer(ServerSpec(engine=pick_engine(args.engine))))
+            options.update(base_url=server.base_url, model=server.model_name)
+            result["endpoint"] = {"engine": server.spec.engine, "model": "SmolLM2-135M-Instruct (embedded)"}
+        per_agent: dict[str, list[dict[str, Any]]] = {}
+        for name in args.agents:
+            per_agent[name] = asyncio.run(run_agent(name, options, seeds, args.difficulties, args.concurrency))
+    result.update(report(per_agent, args.difficulties))
+    result["elapsed_s"] = round(time.perf_counter() - started, 1)
+    result["trajectories"] = options["trajectory_path"]
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as handle:
+            for name, rows in per_agent.items():
+                for row in rows:
+                    handle.write(json.dumps({"agent": name, **row}) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

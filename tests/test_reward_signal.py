@@ -1,0 +1,287 @@
+"""The reward tells good from bad: closed schemas, strict integers, alternatives, dates, the floor,
+the goal-gated user and the reference agents, end to end against the scripted server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import pytest
+
+from trustee_env.checks import CallRecord, match_value, normalize, parse_temporal, run_checks, validate_call
+from trustee_env.probes import REFUSAL, make_agent
+from trustee_env.roles.user_simulator import UserTurn, gate
+from trustee_env.schemas import Aspects, ExpectedCall, Persona, Task, ToolCall, ToolSpec, close_schema
+from trustee_env.testing import ScriptedSimulator
+
+MakeEnv = Callable[..., gym.Env[Any, Any]]
+
+WEATHER = ToolSpec(
+    name="weather_get",
+    description="Current weather for a city.",
+    parameters={
+        "type": "object",
+        "properties": {
+            "city": {"type": "string"},
+            "days": {"type": "integer"},
+            "where": {"type": "object", "properties": {"lat": {"type": "number"}, "lon": {"type": "number"}}},
+            "point": {"type": "array", "items": {"type": "number"}},
+            "tags": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+            "extra": {"type": "object", "additionalProperties": True},
+        },
+        "required": ["city"],
+    },
+    read_only=True,
+)
+
+
+def _task(expected: list[ExpectedCall], *, strictness: int = 4, tools: list[ToolSpec] | None = None) -> Task:
+    return Task(
+        task_id="t",
+        seed=0,
+        difficulty=50,
+        aspects=Aspects(
+            num_tools=1,
+            num_calls=1,
+            num_turns=1,
+            prompt_specificity="detailed",
+            persona="expert",
+            ambiguity="clear",
+            strictness=strictness,
+        ),
+        tools=tools or [WEATHER],
+        system_prompt="s",
+        persona=Persona(name="p", expertise="expert", description="d"),
+        intent="i",
+        first_query="q",
+        expected_calls=expected,
+    )
+
+
+def _record(name: str, arguments: dict[str, Any], tools: list[ToolSpec] | None = None) -> CallRecord:
+    call = ToolCall(id="c", name=name, arguments=arguments)
+    status, error = validate_call(tools or [WEATHER], call)
+    return CallRecord(step=1, index=0, call=call, status=status, result={} if status == "ok" else None, error=error)
+
+
+# ---------------------------------------------------------------- closed schemas, strict integers
+
+
+def test_tool_schemas_are_closed_recursively_unless_they_allow_extras():
+    closed = WEATHER.parameters
+    assert closed["additionalProperties"] is False
+    assert closed["properties"]["where"]["additionalProperties"] is False
+    assert closed["properties"]["extra"]["additionalProperties"] is True
+    assert close_schema({"type": "object", "patternProperties": {"^x": {}}}) == {
+        "type": "object",
+        "patternProperties": {"^x": {}},
+    }
+    assert close_schema({"enum": [{"type": "object"}]}) == {"enum": [{"type": "object"}]}  # data is left alone
+
+
+def test_made_up_argument_is_invalid_with_a_did_you_mean():
+    status, error = validate_call([WEATHER], ToolCall(id="c", name="weather_get", arguments={"city": "x", "dayz": 2}))
+    assert status == "invalid_arguments"
+    assert "unknown argument 'dayz'" in error and "did you mean 'days'" in error
+
+
+def test_made_up_nested_argument_is_invalid():
+    status, _ = validate_call(
+        [WEATHER], ToolCall(id="c", name="weather_get", arguments={"city": "x", "where": {"lat": 1, "alt": 3}})
+    )
+    assert status == "invalid_arguments"
+
+
+def test_float_for_integer_is_invalid_but_integer_for_number_is_fine():
+    assert validate_call([WEATHER], ToolCall(id="c", name="weather_get", arguments={"city": "x", "days": 12.0}))[0] == (
+        "invalid_arguments"
+    )
+    assert validate_call(
+        [WEATHER], ToolCall(id="c", name="weather_get", arguments={"city": "x", "where": {"lat": 1, "lon": 2}})
+    ) == ("ok", None)
+
+
+def test_made_up_argument_counts_as_hallucination():
+    task = _task([ExpectedCall(name="weather_get", arguments={"city": "Paris"})])
+    report = run_checks(task, [_record("weather_get", {"city": "Paris", "units": "c"})])
+    assert report.unknown_arguments == ["weather_get.units"]
+    assert [cap.criterion for cap in report.caps(3)] == ["correct_tools", "correct_tools", "no_hallucination"]
+
+
+# ---------------------------------------------------------------- matchers
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual", "same"),
+    [
+        ("New York, NY", "new york ny", True),
+        ("U.S.", "US", True),
+        ("e-mail", "e mail", True),
+        ("C#", "C", False),
+        ("C++", "c++", True),
+        ("1,000", 1000, True),
+        (3, "3.0", True),
+    ],
+)
+def test_normalized_text(expected: Any, actual: Any, same: bool):
+    assert match_value("normalized", expected, actual) is same
+
+
+@pytest.mark.parametrize(
+    ("text", "iso"),
+    [
+        ("2022-01-05", "2022-01-05"),
+        ("2022-1-1", "2022-01-01"),
+        ("2022/01/05", "2022-01-05"),
+        ("May 12, 2022", "2022-05-12"),
+        ("May.12,2022", "2022-05-12"),
+        ("12 May 2022", "2022-05-12"),
+        ("Mar 17th 1915", "1915-03-17"),
+        ("03/17/1915", "1915-03-17"),
+        ("17/03/1915", "1915-03-17"),
+        ("03/04/2022", None),  # ambiguous: never reinterpreted
+        ("2022-01-05T14:30", "2022-01-05T14:30:00"),
+        ("2022-01-05 14:30:00", "2022-01-05T14:30:00"),
+        ("2022-01-05T14:30:00Z", "2022-01-05T14:30:00+00:00"),
+        ("2:30 PM", "14:30:00"),
+        ("14:30", "14:30:00"),
+        ("2022-02-30", None),
+        ("tomorrow", None),
+    ],
+)
+def test_dates_parse_only_by_documented_rules(text: str, iso: str | None):
+    assert parse_temporal(text) == iso
+
+
+def test_ambiguous_date_is_compared_as_text():
+    assert not match_value("normalized", "2022-03-04", "03/04/2022")
+    assert not match_value("normalized", "2022-04-03", "03/04/2022")
+    assert match_value("normalized", "03/04/2022", "03/04/2022")
+    assert normalize("03/04/2022") == "03 04 2022"
+
+
+def test_one_of_and_absent_or_one_of():
+    expected = ExpectedCall(
+        name="weather_get",
+        arguments={"city": "Australia", "days": 3},
+        matchers={"city": "one_of", "days": "absent_or_one_of"},
+        alternatives={"city": ["AU", "AUS"], "days": [4]},
+    )
+    task = _task([expected])
+    ok = [{"city": "au"}, {"city": "Australia", "days": 4}, {"city": "AUS", "days": 3}]
+    bad = [{"city": "Austria"}, {"city": "AU", "days": 5}]
+    for arguments in ok:
+        assert not run_checks(task, [_record("weather_get", arguments)]).missing, arguments
+    for arguments in bad:
+        assert run_checks(task, [_record("weather_get", arguments)]).missing, arguments
+
+
+def test_arrays_are_ordered_unless_set_like():
+    assert match_value("ordered", [48.8, 2.3], [48.8, 2.3])
+    assert not match_value("ordered", [48.8, 2.3], [2.3, 48.8])
+    assert match_value("set", ["a", "b"], ["B", "a"])
+    from trustee_env.checks import choose_matcher
+
+    assert choose_matcher("point", WEATHER.parameters["properties"]["point"], [1, 2]) == "ordered"
+    assert choose_matcher("tags", WEATHER.parameters["properties"]["tags"], ["a"]) == "set"
+
+
+# ---------------------------------------------------------------- the floor
+
+
+@pytest.mark.parametrize("strictness", [1, 2, 3, 4, 5])
+def test_doing_nothing_is_capped_at_zero_at_every_strictness(strictness: int):
+    task = _task([ExpectedCall(name="weather_get", arguments={"city": "Paris"})], strictness=strictness)
+    caps = run_checks(task, []).caps(strictness)
+    assert caps and min(cap.cap for cap in caps) <= 0
+    assert any(cap.detail.startswith("floor") for cap in caps)
+
+
+def test_floor_does_not_apply_once_an_expected_tool_succeeded():
+    task = _task([ExpectedCall(name="weather_get", arguments={"city": "Paris"})], strictness=1)
+    assert run_checks(task, [_record("weather_get", {"city": "Rome"})]).caps(1) == []
+
+
+# ---------------------------------------------------------------- the goal gate
+
+
+@pytest.mark.parametrize(
+    ("status", "goal_met", "gated"),
+    [
+        ("gave_up", True, "satisfied"),
+        ("continue", True, "satisfied"),
+        ("satisfied", False, "continue"),
+        ("gave_up", False, "gave_up"),
+        ("continue", False, "continue"),
+        ("satisfied", None, "satisfied"),
+        ("gave_up", None, "gave_up"),
+    ],
+)
+def test_gate_bounds_the_users_decision(status: str, goal_met: bool | None, gated: str):
+    turn = gate(UserTurn(message="words", status=status), goal_met)
+    assert turn.status == gated
+    assert turn.message == "words"
+    assert turn.gated_from == (None if gated == status else status)
+
+
+# ---------------------------------------------------------------- reference agents, end to end
+
+
+CANCEL_TASK = {
+    "system_prompt": "You are the store's assistant.",
+    "persona": {"name": "Sam", "description": "A busy professional."},
+    "intent": "Cancel order A-100 because it arrives too late.",
+    "user_facts": {"order": "A-100"},
+    "first_query": "Please cancel my order A-100, it arrives too late.",
+    "expected_calls": [{"name": "mock_cancel_order", "arguments": {"order_id": "A-100"}}],
+    "initial_state": {"orders": [{"id": "A-100", "status": "open"}]},
+    "rubric": ["The order is cancelled."],
+}
+
+
+def _gullible(**overrides: Any) -> ScriptedSimulator:
+    """A user who is always 'satisfied' and a judge who always says 1: only the checks and gate stand."""
+    return ScriptedSimulator(task=CANCEL_TASK, **overrides)
+
+
+def _play(env: gym.Env[Any, Any], agent_name: str, seed: int = 3) -> tuple[float, dict[str, Any]]:
+    agent = make_agent(agent_name)
+    obs, info = env.reset(seed=seed)
+    task = env.unwrapped.episode.task
+    assert agent.applicable(task)
+    done = False
+    while not done:
+        obs, reward, terminated, truncated, info = env.step(agent.act(task, obs))
+        done = terminated or truncated
+    return float(reward), info
+
+
+@pytest.mark.parametrize("strictness", [1, 3, 5])
+def test_oracle_wins_and_wrong_agents_lose_even_with_a_gullible_user_and_judge(make_env: MakeEnv, strictness: int):
+    outcomes = {}
+    for name in ("oracle", "null", "wrong_tool", "wrong_argument"):
+        env = make_env(_gullible(), aspects={"strictness": strictness, "num_tools": 3, "num_calls": 1})
+        outcomes[name] = _play(env, name)
+    reward, info = outcomes["oracle"]
+    assert (reward, info["termination"]) == (1.0, "user_satisfied")
+    for name in ("null", "wrong_tool", "wrong_argument"):
+        reward, info = outcomes[name]
+        assert reward <= 0, (name, info["verdict"])
+        assert info["termination"] != "user_satisfied", name  # the gate kept the user from accepting it
+
+
+def test_user_who_gives_up_after_success_is_gated_to_satisfied(make_env: MakeEnv):
+    sim = _gullible(user_turns=[{"message": "Forget it, this is useless.", "status": "gave_up"}])
+    env = make_env(sim, aspects={"strictness": 2, "num_tools": 3, "num_calls": 1})
+    reward, info = _play(env, "oracle")
+    assert (reward, info["termination"]) == (1.0, "user_satisfied")
+    assert env.unwrapped.episode.user_gate_overrides == 1
+    assert any("goal gate" in line for line in env.unwrapped.episode.transcript)
+
+
+def test_refusal_text_is_what_the_null_agent_says():
+    task = _task([ExpectedCall(name="weather_get", arguments={"city": "Paris"})])
+    assert make_agent("null").act(task, {"messages": [], "tools": []})["content"] == REFUSAL
+    with pytest.raises(ValueError, match="unknown probe agent"):
+        make_agent("smart")
