@@ -3,7 +3,9 @@ the goal-gated user and the reference agents, end to end against the scripted se
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -285,3 +287,39 @@ def test_refusal_text_is_what_the_null_agent_says():
     assert make_agent("null").act(task, {"messages": [], "tools": []})["content"] == REFUSAL
     with pytest.raises(ValueError, match="unknown probe agent"):
         make_agent("smart")
+
+
+# ---------------------------------------------------------------- what trainer adapters need from the env
+
+
+def test_finish_ends_early_and_still_judges(make_env: MakeEnv, tmp_path: Path):
+    path = tmp_path / "t.jsonl"
+    env = make_env(_gullible(), aspects={"strictness": 2, "num_tools": 3, "num_calls": 1}, trajectory_path=str(path))
+    obs, _ = env.reset(seed=5)
+    task = env.unwrapped.episode.task
+    env.step(make_agent("oracle").act(task, obs))  # the expected call succeeds
+    obs, reward, terminated, truncated, info = env.unwrapped.finish("token_budget")
+    assert (terminated, truncated) == (False, True)
+    assert info["termination"] == "token_budget" and info["verdict"]["judge_verdict"] == 1
+    assert reward == 0.0  # truncated episodes are capped at 0
+    assert [record["termination"] for record in map(json.loads, path.read_text().splitlines())] == ["token_budget"]
+    with pytest.raises(ValueError, match="non-empty reason"):
+        env.reset(seed=6)
+        env.unwrapped.finish("  ")
+
+
+def test_reply_messages_and_task_json(make_env: MakeEnv):
+    env = make_env(_gullible(), aspects={"strictness": 2, "num_tools": 3, "num_calls": 1})
+    obs, _ = env.reset(seed=7)
+    assert env.unwrapped.reply_messages() == obs["messages"]  # system + first user message
+    task = env.unwrapped.task_json()
+    assert task["intent"] == CANCEL_TASK["intent"]
+    action = make_agent("oracle").act(env.unwrapped.episode.task, obs)
+    obs, *_ = env.step(action)
+    replies = env.unwrapped.reply_messages()
+    assert [m["role"] for m in replies] == ["tool"] and replies == obs["messages"][-1:]
+    obs, *_ = env.step("Done, your order is cancelled.")
+    assert env.unwrapped.reply_messages() == [obs["messages"][-1]] and obs["messages"][-1]["role"] == "user"
+    replay = make_env(_gullible())
+    replay_obs, _ = replay.reset(seed=99, options={"task": task})
+    assert replay.unwrapped.task_json() == task and replay_obs["messages"][1]["content"] == CANCEL_TASK["first_query"]

@@ -198,6 +198,41 @@ class TrusteeToolEnv(gym.Env[dict[str, Any], Any]):
             raise
         return self._after_step(out)
 
+    def finish(self, reason: str = "agent_budget") -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        """End the episode now (the trainer's token or turn budget ran out): checks and judge still run.
+
+        Returns the final ``step`` five-tuple, truncated, with the reward capped at 0 and
+        ``info["termination"] == reason``; the trajectory is written like any other.
+        """
+        try:
+            out = portal().run(lambda: self.episode.finish(reason))
+        except LLMError:
+            self._keep_raised_fault()
+            raise
+        return self._after_step(out)
+
+    async def afinish(self, reason: str = "agent_budget") -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        """``finish`` on the caller's event loop."""
+        try:
+            out = await self.episode.finish(reason)
+        except LLMError:
+            self._keep_raised_fault()
+            raise
+        return self._after_step(out)
+
+    def reply_messages(self) -> list[dict[str, Any]]:
+        """The messages the environment added after the last action (tool results, feedback, the user's reply).
+
+        After ``reset``: the system and first user message. What a trainer appends as environment
+        tokens after the policy's turn, without diffing observations.
+        """
+        return self.episode.reply_messages()
+
+    def task_json(self) -> dict[str, Any] | None:
+        """The current episode's task as JSON (for task banks: ``reset(options={"task": ...})`` replays it)."""
+        task = self.episode.task
+        return task.model_dump(mode="json") if task is not None else None
+
     def _keep_raised_fault(self) -> None:
         """With ``raise_on_sim_fault``, the faulted episode is still written before the error propagates."""
         if self.episode.sim_fault is not None and self.config.trajectory_path:
