@@ -145,7 +145,7 @@ GAVE_UP = {"message": "Forget it, I will call the store.", "status": "gave_up"}
 
 
 @pytest.mark.parametrize(
-    ("strictness", "capped"), [(1, ["intent", "correct_tools"]), (2, ["intent", "correct_tools", "correct_tools"])]
+    ("strictness", "capped"), [(1, ["intent", "floor"]), (2, ["intent", "floor", "correct_tools"])]
 )
 def test_text_only_episode_is_judged_and_capped(make_env: MakeEnv, strictness: int, capped: list[str]):
     """No call made: the judge's 1 is capped at 0 at every strictness (the floor), not only from strictness 2."""
@@ -170,7 +170,6 @@ def test_text_only_episode_is_judged_and_capped(make_env: MakeEnv, strictness: i
     assert verdict["judge_verdict"] == 1
     assert verdict["reward"] == 0.0
     assert [cap["criterion"] for cap in verdict["caps"]] == capped
-    assert verdict["caps"][1]["detail"].startswith("floor")
     assert verdict["checks"]["missing"] == [0]  # reported at every strictness
     assert info["task"]["intent"] == INTENT
     assert info["task"]["expected_calls"][0]["name"] == "mock_get_order"

@@ -45,7 +45,7 @@ def test_rescore_keeps_the_deterministic_caps(make_env, fake_server, tmp_path) -
     record["calls"] = []  # as if the expected call had never been made
     verdict = rescore(record, base_url=fake_server().base_url, model="fake-model")
     assert verdict.judge_verdict == 1 and verdict.reward == 0.0
-    assert verdict.caps[0].criterion == "correct_tools"
+    assert [cap.criterion for cap in verdict.caps] == ["floor", "correct_tools"]
 
 
 def test_faulted_trajectory_cannot_be_rescored(fake_server) -> None:

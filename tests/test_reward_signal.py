@@ -108,7 +108,7 @@ def test_made_up_argument_counts_as_hallucination():
     task = _task([ExpectedCall(name="weather_get", arguments={"city": "Paris"})])
     report = run_checks(task, [_record("weather_get", {"city": "Paris", "units": "c"})])
     assert report.unknown_arguments == ["weather_get.units"]
-    assert [cap.criterion for cap in report.caps(3)] == ["correct_tools", "correct_tools", "no_hallucination"]
+    assert [cap.criterion for cap in report.caps(3)] == ["floor", "correct_tools", "no_hallucination"]
 
 
 # ---------------------------------------------------------------- matchers
@@ -197,7 +197,7 @@ def test_doing_nothing_is_capped_at_zero_at_every_strictness(strictness: int):
     task = _task([ExpectedCall(name="weather_get", arguments={"city": "Paris"})], strictness=strictness)
     caps = run_checks(task, []).caps(strictness)
     assert caps and min(cap.cap for cap in caps) <= 0
-    assert any(cap.detail.startswith("floor") for cap in caps)
+    assert any(cap.criterion == "floor" for cap in caps)
 
 
 def test_floor_does_not_apply_once_an_expected_tool_succeeded():
@@ -323,3 +323,63 @@ def test_reply_messages_and_task_json(make_env: MakeEnv):
     replay = make_env(_gullible())
     replay_obs, _ = replay.reset(seed=99, options={"task": task})
     assert replay.unwrapped.task_json() == task and replay_obs["messages"][1]["content"] == CANCEL_TASK["first_query"]
+
+
+# ---------------------------------------------------------------- the criteria registry
+
+
+def test_a_registered_criterion_reaches_checks_judge_schema_prompt_and_weights(make_env: MakeEnv):
+    from trustee_env.checks import Criterion, criteria, register_criterion, unregister_criterion
+    from trustee_env.roles.judge import judge_output_model
+
+    def short_calls(ctx: Any) -> str | None:
+        return "more than one call" if len(ctx.records) > 1 else None
+
+    criterion = Criterion("few_calls", 2, "at most one tool call", weight=0.5, cap=-1, check=short_calls)
+    register_criterion(criterion)
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            register_criterion(criterion)
+        assert "few_calls" in judge_output_model().model_json_schema()["$defs"]["JudgeScores"]["properties"]
+        assert [c.name for c in criteria(2, judged=True)] == ["intent", "correct_tools", "few_calls"]
+
+        judge = {
+            "rationale": "ok",
+            "scores": {
+                "intent": 1,
+                "correct_tools": 1,
+                "no_hallucination": 1,
+                "no_redundancy": 1,
+                "efficiency": 1,
+                "few_calls": -1,
+            },
+            "verdict": 1,
+        }
+        env = make_env(_gullible(judge=judge), aspects={"strictness": 2, "num_tools": 3, "num_calls": 1})
+        obs, _ = env.reset(seed=1)
+        task = env.unwrapped.episode.task
+        call = make_agent("oracle").act(task, obs)
+        env.step(call)
+        env.step(call)  # a second, identical call: redundant, and more than one call
+        _obs, reward, _term, _trunc, info = env.step("Done.")
+        assert reward == -1.0
+        assert [cap["criterion"] for cap in info["verdict"]["caps"]] == ["few_calls"]
+        judge_prompts = [body for role, body in make_env.server.requests if role == "judge"]
+        assert "- few_calls: at most one tool call." in judge_prompts[0]["messages"][0]["content"]
+
+        graded = make_env(
+            _gullible(judge=judge), aspects={"strictness": 2, "num_tools": 3, "num_calls": 1}, reward_mode="graded"
+        )
+        obs, _ = graded.reset(seed=1)
+        graded.step(make_agent("oracle").act(graded.unwrapped.episode.task, obs))
+        _obs, reward, *_rest, info = graded.step("Done.")
+        assert info["verdict"]["criteria"] == ["intent", "correct_tools", "few_calls"]
+        # the -1 on few_calls, weighted by the registry
+        assert reward == pytest.approx((0.4 + 0.2 - 0.5) / 1.1, abs=1e-6)
+    finally:
+        unregister_criterion("few_calls")
+    assert "few_calls" not in judge_output_model().model_json_schema()["$defs"]["JudgeScores"]["properties"]
+    with pytest.raises(ValueError, match="default criterion"):
+        unregister_criterion("intent")
+    with pytest.raises(ValueError, match="level must be 1-5"):
+        Criterion("bad", 7, "x")

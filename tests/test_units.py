@@ -12,7 +12,15 @@ from gymnasium.error import ResetNeeded
 import trustee_env
 from trustee_env import errors
 from trustee_env.catalog import Catalog
-from trustee_env.checks import CallRecord, CheckReport, choose_matcher, match_value, normalize, run_checks
+from trustee_env.checks import (
+    CallRecord,
+    CheckReport,
+    choose_matcher,
+    criteria,
+    match_value,
+    normalize,
+    run_checks,
+)
 from trustee_env.config import TrusteeConfig, make_config
 from trustee_env.difficulty import ASPECT_LEVELS, aspect_level, aspects_for, budget_for
 from trustee_env.errors import ConfigError, TemplateError
@@ -469,6 +477,7 @@ def _contexts() -> dict[str, dict[str, Any]]:
             "task": _task_dict(),
             "transcript": transcript,
             "criteria": ["intent", "correct_tools", "no_hallucination"],
+            "scored": [{"name": c.name, "description": c.description} for c in criteria(judged=True)],
             "checks": CheckReport().summary(),
         },
         "policy_tools_hermes.j2": {"tools": tools_openai},
@@ -488,7 +497,7 @@ def _contexts() -> dict[str, dict[str, Any]]:
             "intent": "Check A-1.",
             "previous": ["[assistant calls] step 1 #0 mock_get_order(<<<{}>>>)"],
         },
-        "user_simulator.j2": {"task": _task_dict(), "transcript": transcript},
+        "user_simulator.j2": {"task": _task_dict(), "transcript": transcript, "goal_met": False},
     }
 
 

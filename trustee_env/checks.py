@@ -6,7 +6,7 @@ episode's strictness level cap the reward (DESIGN, decision 4):
 ===========  =====================  ==========================================
 level        criterion              cap when violated
 ===========  =====================  ==========================================
-1            (floor)                the task needs calls and no expected tool
+1            floor                  the task needs calls and no expected tool
                                     was called successfully -> reward <= 0
 1            intent                 the simulated user gave up -> reward <= 0
 2            correct_tools          an expected call is missing -> reward <= 0
@@ -18,57 +18,43 @@ level        criterion              cap when violated
 
 The floor holds at every strictness: strictness changes how much more is demanded, never
 whether doing nothing can win.
+
+Each row is one :class:`Criterion` in a registry; the judge's answer schema, its prompt's
+criteria list and the graded weights are generated from it, and :func:`register_criterion`
+adds your own check (see docs/rewards.md).
 """
 
 from __future__ import annotations
 
 import difflib
-import math
-import re
-import unicodedata
-from collections.abc import Sequence
-from datetime import date, time
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
-import jsonpointer
 from pydantic import BaseModel, Field
 
-from trustee_env.schemas import ExpectedCall, Task, ToolCall, ToolSpec, canonical_json, schema_errors
+from trustee_env.matching import choose_matcher, match_value, normalize, parse_temporal
+from trustee_env.schemas import ExpectedCall, Task, ToolCall, ToolSpec, schema_errors
 
 __all__ = [
-    "CRITERIA",
+    "DEFAULT_CRITERIA",
     "CallRecord",
     "Cap",
+    "CheckContext",
     "CheckReport",
+    "Criterion",
     "choose_matcher",
+    "criteria",
     "match_value",
     "normalize",
     "parse_temporal",
+    "register_criterion",
     "run_checks",
     "unknown_arguments",
+    "unregister_criterion",
     "validate_call",
 ]
-
-CRITERIA = ("intent", "correct_tools", "no_hallucination", "no_redundancy", "efficiency")
-FREE_TEXT_NAMES = frozenset(
-    {
-        "message",
-        "body",
-        "text",
-        "content",
-        "note",
-        "notes",
-        "description",
-        "comment",
-        "reason",
-        "subject",
-        "query",
-        "title",
-        "instructions",
-        "question",
-        "review",
-    }
-)
 
 CallStatus = Literal["ok", "unknown_tool", "invalid_arguments", "sim_fault"]
 
@@ -123,224 +109,6 @@ class CheckReport(BaseModel):
             "redundant_calls": self.redundant,
             "parse_errors": self.parse_errors,
         }
-
-
-def choose_matcher(name: str, schema: dict[str, Any], value: Any) -> str:
-    """The matcher an expected argument gets from its JSON schema (DESIGN, decision 3).
-
-    Arrays are ordered unless the schema makes them set-like (``uniqueItems``).
-    """
-    kind = schema.get("type")
-    if "enum" in schema or kind in ("boolean", "integer") or isinstance(value, bool):
-        return "exact"
-    if kind == "array" or isinstance(value, list):
-        return "set" if schema.get("uniqueItems") else "ordered"
-    if kind == "object" or isinstance(value, dict):
-        return "any"
-    if kind == "string" or isinstance(value, str):
-        if schema.get("format") in ("date", "date-time", "time"):
-            return "normalized"
-        if name.lower() in FREE_TEXT_NAMES or (isinstance(value, str) and len(value) > 60):
-            return "any"
-    return "normalized"
-
-
-# Punctuation that never carries meaning in an argument value: dropped, or read as a word break.
-_TEXT_PUNCTUATION = str.maketrans({**{c: None for c in ".,;:!?'\"()[]{}‘’“”«»"}, **{c: " " for c in "-_/‐–—"}})
-_NUMBER = re.compile(r"-?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)")
-
-
-def normalize(value: Any) -> Any:
-    """The comparable form of a value: numbers as floats, dates and times as ISO 8601, text folded.
-
-    Text is NFKC-normalised, casefolded, stripped of punctuation (``. , ; : ! ? ' " ( ) [ ] { }``;
-    hyphens, underscores and slashes become spaces) and whitespace-collapsed. Symbols such as
-    ``# + & @ % $`` are kept ("C#" is not "C"). Dates follow :func:`parse_temporal`.
-    """
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        text = " ".join(unicodedata.normalize("NFKC", value).casefold().split())
-        if _NUMBER.fullmatch(text):
-            return float(text.replace(",", ""))
-        temporal = parse_temporal(text)
-        if temporal is not None:
-            return temporal
-        return " ".join(text.translate(_TEXT_PUNCTUATION).split())
-    if isinstance(value, list):
-        return [normalize(item) for item in value]
-    if isinstance(value, dict):
-        return {str(k): normalize(v) for k, v in value.items()}
-    return value
-
-
-_MONTHS = {
-    name: number
-    for number, names in enumerate(
-        [
-            ("january", "jan"),
-            ("february", "feb"),
-            ("march", "mar"),
-            ("april", "apr"),
-            ("may",),
-            ("june", "jun"),
-            ("july", "jul"),
-            ("august", "aug"),
-            ("september", "sep", "sept"),
-            ("october", "oct"),
-            ("november", "nov"),
-            ("december", "dec"),
-        ],
-        start=1,
-    )
-    for name in names
-}
-_YEAR_FIRST = re.compile(
-    r"(\d{4})([-/.])(\d{1,2})\2(\d{1,2})"
-    r"(?:[t ](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?\s*(z|[+-]\d{2}:?\d{2})?)?"
-)
-_NUMERIC_DMY = re.compile(r"(\d{1,2})([-/.])(\d{1,2})\2(\d{4})")
-_TIME = re.compile(r"(\d{1,2})(?::(\d{2}))?(?::(\d{2}))?\s*(am|pm|a\.m\.|p\.m\.)?")
-
-
-def _iso_date(year: int, month: int, day: int) -> str | None:
-    try:
-        return date(year, month, day).isoformat()
-    except ValueError:
-        return None
-
-
-def _iso_time(hour: int, minute: int, second: int, meridiem: str | None) -> str | None:
-    if meridiem:
-        if not 1 <= hour <= 12:
-            return None
-        hour = hour % 12 + (12 if meridiem.startswith("p") else 0)
-    try:
-        return time(hour, minute, second).isoformat()
-    except ValueError:
-        return None
-
-
-def parse_temporal(text: str) -> str | None:
-    """An ISO 8601 form of a date, date-time or time written in an unambiguous way, else None.
-
-    The rules, so no date is ever silently reinterpreted:
-
-    * year first (``2022-01-05``, ``2022-1-5``, ``2022/01/05``, with an optional ``T``/space time and zone);
-    * a month name with a day and a four-digit year in any order (``May 12, 2022``, ``May.12,2022``,
-      ``12 May 2022``, ``12-May-2022``, ``Mar 17th 1915``);
-    * numeric day/month/year only when one of the first two numbers is above 12 (``03/17/1915`` is
-      March 17, ``17/03/1915`` too); ``03/04/2022`` is ambiguous and stays text;
-    * a time with a colon or am/pm (``14:30``, ``2:30 PM``, ``2 pm``) as ``HH:MM:SS``.
-    """
-    text = text.strip().casefold()
-    if match := _YEAR_FIRST.fullmatch(text):
-        year, _, month, day, hour, minute, second, zone = match.groups()
-        day_iso = _iso_date(int(year), int(month), int(day))
-        if day_iso is None or hour is None:
-            return day_iso
-        clock = _iso_time(int(hour), int(minute), int(second or 0), None)
-        if clock is None:
-            return None
-        suffix = "" if zone is None else ("+00:00" if zone == "z" else zone[:3] + ":" + zone[-2:])
-        return f"{day_iso}T{clock}{suffix}"
-    if match := _NUMERIC_DMY.fullmatch(text):
-        first, _, second, year = match.groups()
-        a, b = int(first), int(second)
-        if a > 12 >= b:
-            return _iso_date(int(year), b, a)
-        if b > 12 >= a:
-            return _iso_date(int(year), a, b)
-        return None
-    parts = [part for part in re.split(r"[\s.,/-]+", text) if part]
-    if len(parts) == 3 and sum(part in _MONTHS for part in parts) == 1:
-        month = next(_MONTHS[part] for part in parts if part in _MONTHS)
-        numbers = [re.fullmatch(r"(\d{1,4})(?:st|nd|rd|th)?", part) for part in parts if part not in _MONTHS]
-        if all(numbers):
-            values = [m.group(1) for m in numbers if m]
-            years = [v for v in values if len(v) == 4]
-            days = [v for v in values if len(v) <= 2]
-            if len(years) == 1 and len(days) == 1:
-                return _iso_date(int(years[0]), month, int(days[0]))
-        return None
-    if (match := _TIME.fullmatch(text)) and (match.group(2) is not None or match.group(4)):
-        hour, minute, second, meridiem = match.groups()
-        return _iso_time(int(hour), int(minute or 0), int(second or 0), meridiem)
-    return None
-
-
-def _equal(a: Any, b: Any) -> bool:
-    if isinstance(a, float) and isinstance(b, float):
-        return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
-    return canonical_json(a) == canonical_json(b)
-
-
-def _same(expected: Any, actual: Any) -> bool:
-    """Equal after normalisation: arrays element by element in order, objects key by key."""
-    if isinstance(expected, list) or isinstance(actual, list):
-        return (
-            isinstance(expected, list)
-            and isinstance(actual, list)
-            and len(expected) == len(actual)
-            and all(_same(e, a) for e, a in zip(expected, actual, strict=True))
-        )
-    if isinstance(expected, dict) or isinstance(actual, dict):
-        return (
-            isinstance(expected, dict)
-            and isinstance(actual, dict)
-            and expected.keys() == actual.keys()
-            and all(_same(expected[k], actual[k]) for k in expected)
-        )
-    left, right = normalize(expected), normalize(actual)
-    if isinstance(left, str) and isinstance(right, str) and _same_day(left, right):
-        return True
-    return _equal(left, right)
-
-
-def _same_day(left: str, right: str) -> bool:
-    """A date-only value matches a date-time on that day (the date did not ask for a time)."""
-    short, long = sorted((left, right), key=len)
-    return len(short) == 10 and parse_temporal(short) == short and long.startswith(short + "T")
-
-
-def match_value(
-    matcher: str,
-    expected: Any,
-    actual: Any,
-    results: list[Any] | None = None,
-    alternatives: list[Any] | None = None,
-) -> bool:
-    """Does ``actual`` satisfy ``expected`` under ``matcher``?
-
-    ``results`` are the results of the agent's earlier successful calls, for
-    ``from_result:<call>#<pointer>`` matchers; ``alternatives`` are the other acceptable values of
-    ``one_of`` and ``absent_or_one_of`` (absence itself is decided by the caller).
-    """
-    if matcher == "any":
-        return actual is not None
-    if matcher == "exact":
-        return canonical_json(expected) == canonical_json(actual)
-    if matcher in ("one_of", "absent_or_one_of"):
-        return any(_same(option, actual) for option in [expected, *(alternatives or [])])
-    if matcher == "set":
-        if not isinstance(actual, list) or not isinstance(expected, list):
-            return False
-        left = sorted(canonical_json(normalize(v)) for v in expected)
-        right = sorted(canonical_json(normalize(v)) for v in actual)
-        return left == right
-    if matcher == "ordered":
-        return isinstance(expected, list) and _same(expected, actual)
-    if matcher.startswith("from_result:"):
-        spec = matcher.removeprefix("from_result:")
-        call_part, _, pointer = spec.partition("#")
-        try:
-            source = (results or [])[int(call_part)]
-            return _same(jsonpointer.resolve_pointer(source, pointer), actual)
-        except (ValueError, IndexError, jsonpointer.JsonPointerException, TypeError):
-            return False
-    return _same(expected, actual)
 
 
 def _arguments_match(expected: ExpectedCall, call: ToolCall, results: list[Any]) -> bool:
@@ -436,10 +204,162 @@ def _best_assignment(expected: list[ExpectedCall], ok_records: list[CallRecord],
     return best
 
 
+@dataclass(frozen=True)
+class CheckContext:
+    """What a criterion's check sees: the task, the calls, the measured facts, how the user ended."""
+
+    task: Task
+    records: list[CallRecord]
+    report: CheckReport
+    user_gave_up: bool
+
+
+CheckFunction = Callable[[CheckContext], "str | None"]
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One reward criterion: what the judge scores, and the deterministic check that caps the reward.
+
+    Args:
+        name: the key in the judge's ``scores`` and in ``Cap.criterion``.
+        level: the strictness from which the check caps the reward (1-5); reported at every level.
+        description: what it means, as the judge's prompt lists it.
+        weight: its weight in ``graded`` mode (criteria the judge does not score weigh nothing).
+        cap: the reward ceiling when ``check`` finds a violation.
+        check: ``context -> detail of the violation, or None``; None for judge-only criteria.
+        judged: whether the judge LM scores it (False for purely deterministic rules such as the floor).
+    """
+
+    name: str
+    level: int
+    description: str
+    weight: float = 0.0
+    cap: int = 0
+    check: CheckFunction | None = None
+    judged: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ValueError(f"criterion name must be an identifier, got {self.name!r}")
+        if not 1 <= self.level <= 5:
+            raise ValueError(f"criterion {self.name!r}: level must be 1-5, got {self.level}")
+        if self.cap not in (-1, 0, 1):
+            raise ValueError(f"criterion {self.name!r}: cap must be -1, 0 or 1, got {self.cap}")
+        if self.weight < 0:
+            raise ValueError(f"criterion {self.name!r}: weight must be >= 0, got {self.weight}")
+
+
+def _floor(ctx: CheckContext) -> str | None:
+    needed = {call.name for call in ctx.task.expected_calls}
+    if needed and not any(r.status == "ok" and r.call.name in needed for r in ctx.records):
+        return "the task needs tool calls and no expected tool was called successfully"
+    return None
+
+
+def _gave_up(ctx: CheckContext) -> str | None:
+    return "the user gave up" if ctx.user_gave_up else None
+
+
+def _missing(ctx: CheckContext) -> str | None:
+    if not ctx.report.missing:
+        return None
+    return "missing expected call(s): " + ", ".join(ctx.task.expected_calls[i].name for i in ctx.report.missing)
+
+
+def _hallucinated(ctx: CheckContext) -> str | None:
+    report = ctx.report
+    detail = []
+    if report.unknown_tools:
+        detail.append(f"unknown tool(s): {', '.join(report.unknown_tools)}")
+    if report.unknown_arguments:
+        detail.append(f"unknown argument(s): {', '.join(report.unknown_arguments)}")
+    if report.schema_errors:
+        detail.append(f"{report.schema_errors} call(s) with invalid arguments")
+    return "; ".join(detail) or None
+
+
+def _repeated(ctx: CheckContext) -> str | None:
+    return f"{ctx.report.redundant} repeated successful call(s)" if ctx.report.redundant else None
+
+
+DEFAULT_CRITERIA: tuple[Criterion, ...] = (
+    Criterion(
+        "intent",
+        1,
+        "the user's goal was achieved, or the assistant correctly explained why it could not be",
+        weight=0.4,
+        cap=0,
+        check=_gave_up,
+    ),
+    Criterion(
+        "floor",
+        1,
+        "the task needs tool calls and none of the expected tools was called successfully",
+        cap=0,
+        check=_floor,
+        judged=False,
+    ),
+    Criterion(
+        "correct_tools", 2, "the right tools were called with the right arguments", weight=0.2, cap=0, check=_missing
+    ),
+    Criterion(
+        "no_hallucination",
+        3,
+        "no made-up tools, arguments, facts or results; answers match what the tools returned",
+        weight=0.2,
+        cap=-1,
+        check=_hallucinated,
+    ),
+    Criterion("no_redundancy", 4, "no repeated or unnecessary calls", weight=0.1, cap=0, check=_repeated),
+    Criterion("efficiency", 5, "the goal was reached in few steps", weight=0.1),
+)
+
+_registry: dict[str, Criterion] = {criterion.name: criterion for criterion in DEFAULT_CRITERIA}
+_registry_lock = threading.Lock()
+
+
+def register_criterion(criterion: Criterion, *, replace: bool = False) -> None:
+    """Add a reward criterion (its check, cap and weight, and a score the judge must give if ``judged``).
+
+    Affects every env of the process created or judging afterwards: the judge's answer schema,
+    its prompt's criteria list and the graded weights are all generated from the registry.
+    """
+    with _registry_lock:
+        if criterion.name in _registry and not replace:
+            raise ValueError(f"criterion {criterion.name!r} is already registered; pass replace=True to swap it")
+        _registry[criterion.name] = criterion
+
+
+def unregister_criterion(name: str) -> None:
+    """Remove a criterion added with :func:`register_criterion` (the defaults can be replaced, not removed)."""
+    if name in {criterion.name for criterion in DEFAULT_CRITERIA}:
+        raise ValueError(f"{name!r} is a default criterion; replace it with register_criterion(..., replace=True)")
+    with _registry_lock:
+        _registry.pop(name, None)
+
+
+def criteria(strictness: int | None = None, *, judged: bool | None = None) -> list[Criterion]:
+    """Registered criteria ordered by level (active at ``strictness`` when given; only judged ones if asked)."""
+    with _registry_lock:
+        found = sorted(_registry.values(), key=lambda c: c.level)
+    return [
+        criterion
+        for criterion in found
+        if (strictness is None or criterion.level <= strictness) and (judged is None or criterion.judged == judged)
+    ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CRITERIA":  # deprecated: the judged criteria's names; use criteria(judged=True)
+        return tuple(criterion.name for criterion in criteria(judged=True))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def run_checks(
     task: Task, records: list[CallRecord], parse_errors: int = 0, *, user_gave_up: bool = False
 ) -> CheckReport:
-    """Run every deterministic check over the calls of one finished episode.
+    """Measure the calls of one finished episode and run every registered criterion's check over them.
 
     ``user_gave_up``: the simulated user ended the conversation unsatisfied, so the
     intent was not met whatever the judge says (cap 0 at every strictness).
@@ -470,34 +390,13 @@ def run_checks(
             report.redundant += 1
         seen.add(key)
 
-    if user_gave_up:
-        report.violations.append(Cap(criterion="intent", level=1, cap=0, detail="the user gave up"))
-    expected_names = {call.name for call in task.expected_calls}
-    if expected_names and not any(record.call.name in expected_names for record in ok_records):
-        report.violations.append(
-            Cap(
-                criterion="correct_tools",
-                level=1,
-                cap=0,
-                detail="floor: the task needs tool calls and no expected tool was called successfully",
+    context = CheckContext(task=task, records=records, report=report, user_gave_up=user_gave_up)
+    for criterion in criteria():
+        if criterion.check is None:
+            continue
+        detail = criterion.check(context)
+        if detail:
+            report.violations.append(
+                Cap(criterion=criterion.name, level=criterion.level, cap=criterion.cap, detail=detail)
             )
-        )
-    if report.missing:
-        names = ", ".join(task.expected_calls[i].name for i in report.missing)
-        report.violations.append(
-            Cap(criterion="correct_tools", level=2, cap=0, detail=f"missing expected call(s): {names}")
-        )
-    if report.unknown_tools or report.schema_errors:
-        detail = []
-        if report.unknown_tools:
-            detail.append(f"unknown tool(s): {', '.join(report.unknown_tools)}")
-        if report.unknown_arguments:
-            detail.append(f"unknown argument(s): {', '.join(report.unknown_arguments)}")
-        if report.schema_errors:
-            detail.append(f"{report.schema_errors} call(s) with invalid arguments")
-        report.violations.append(Cap(criterion="no_hallucination", level=3, cap=-1, detail="; ".join(detail)))
-    if report.redundant:
-        report.violations.append(
-            Cap(criterion="no_redundancy", level=4, cap=0, detail=f"{report.redundant} repeated successful call(s)")
-        )
     return report

@@ -7,44 +7,48 @@ at strictness 5 each call beyond the expected ones costs 0.1.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
-from trustee_env.checks import CRITERIA, Cap, CheckReport
+from trustee_env.checks import Cap, CheckReport, criteria
 from trustee_env.llm.client import LLMClient
 from trustee_env.llm.usage import Usage
 from trustee_env.prompts import render_messages
 from trustee_env.schemas import Task
 
-__all__ = ["CRITERION_WEIGHTS", "Judge", "JudgeOutput", "JudgeScores", "Verdict", "combine"]
+__all__ = ["Judge", "JudgeOutput", "Verdict", "combine", "judge_output_model"]
 
 Score = Literal[-1, 0, 1]
-CRITERION_WEIGHTS = {
-    "intent": 0.4,
-    "correct_tools": 0.2,
-    "no_hallucination": 0.2,
-    "no_redundancy": 0.1,
-    "efficiency": 0.1,
-}
 
 
-class JudgeScores(BaseModel):
-    """Per-criterion scores in {-1, 0, 1}."""
+class JudgeOutputBase(BaseModel):
+    """What the judge LM returns (rationale first, so small models reason before scoring).
 
-    intent: Score
-    correct_tools: Score
-    no_hallucination: Score
-    no_redundancy: Score
-    efficiency: Score
-
-
-class JudgeOutput(BaseModel):
-    """What the judge LM returns (rationale first, so small models reason before scoring)."""
+    ``scores`` holds one field per judged criterion of the registry (see :func:`judge_output_model`).
+    """
 
     rationale: str = Field(max_length=400)
-    scores: JudgeScores
+    scores: BaseModel
     verdict: Score
+
+
+@functools.lru_cache(maxsize=32)
+def _output_model(names: tuple[str, ...]) -> type[JudgeOutputBase]:
+    scores = create_model(  # type: ignore[call-overload]
+        "JudgeScores", __doc__="Per-criterion scores in {-1, 0, 1}.", **{name: (Score, ...) for name in names}
+    )
+    return create_model("JudgeOutput", __base__=JudgeOutputBase, scores=(scores, ...))  # type: ignore[call-overload]
+
+
+def judge_output_model() -> type[JudgeOutputBase]:
+    """The judge's answer model for the criteria registered now (one score per judged criterion)."""
+    return _output_model(tuple(criterion.name for criterion in criteria(judged=True)))
+
+
+JudgeOutput = judge_output_model()
+"""The answer model for the default criteria."""
 
 
 class Verdict(BaseModel):
@@ -67,15 +71,17 @@ class Verdict(BaseModel):
         return self.reward > 0
 
 
-def combine(output: JudgeOutput, checks: CheckReport, *, strictness: int, mode: str, truncated: bool) -> Verdict:
+def combine(output: JudgeOutputBase, checks: CheckReport, *, strictness: int, mode: str, truncated: bool) -> Verdict:
     """Apply the caps to the LM's verdict; pure, so the reward table is testable without a server."""
-    criteria = list(CRITERIA[:strictness])
+    active = [criterion for criterion in criteria(strictness, judged=True)]
+    names = [criterion.name for criterion in active]
     caps = checks.caps(strictness)
     ceiling = min([cap.cap for cap in caps] + ([0] if truncated else []) + [1])
     scores = output.scores.model_dump()
     if mode == "graded":
-        weights = {name: CRITERION_WEIGHTS[name] for name in criteria}
-        raw = sum(scores[name] * weight for name, weight in weights.items()) / sum(weights.values())
+        weights = {criterion.name: criterion.weight for criterion in active if criterion.name in scores}
+        total = sum(weights.values())
+        raw = sum(scores[name] * weight for name, weight in weights.items()) / total if total else 0.0
         if strictness >= 5:
             raw -= 0.1 * checks.extra_calls
         reward = max(-1.0, min(float(ceiling), raw))
@@ -85,7 +91,7 @@ def combine(output: JudgeOutput, checks: CheckReport, *, strictness: int, mode: 
         reward=round(reward, 6),
         mode=mode,  # type: ignore[arg-type]
         strictness=strictness,
-        criteria=criteria,
+        criteria=names,
         judge_verdict=output.verdict,
         scores=scores,
         rationale=output.rationale,
@@ -111,9 +117,10 @@ class Judge:
         context: dict[str, Any] = {
             "task": task.model_dump(mode="json"),
             "transcript": transcript,
-            "criteria": list(CRITERIA[:strictness]),
+            "criteria": [criterion.name for criterion in criteria(strictness, judged=True)],
+            "scored": [{"name": c.name, "description": c.description} for c in criteria(judged=True)],
             "checks": checks.summary(),
         }
         messages = render_messages("judge.j2", self.prompt_dir, **context)
-        output = await self.client.structured(messages, JudgeOutput, seed=seed, usage=usage)
+        output = await self.client.structured(messages, judge_output_model(), seed=seed, usage=usage)
         return combine(output, checks, strictness=strictness, mode=self.mode, truncated=truncated)
