@@ -34,7 +34,7 @@ from trustee_env.parsing import render_tool_calls
 from trustee_env.prompts import fence
 from trustee_env.schemas import ToolCall
 from trustee_env.testing import FakeLLMServer, Reply, ScriptedSimulator
-from trustee_env.trajectory import read_trajectories
+from trustee_env.trajectory import TRAJECTORY_SCHEMA_VERSION, read_trajectories
 
 ORDER_ID = "A-1001"
 ORDER = {"order_id": ORDER_ID, "status": "shipped", "items": ["lamp", "mug"]}
@@ -787,19 +787,21 @@ def test_every_finished_episode_is_appended_to_the_jsonl(make_env: MakeEnv, tmp_
     records = list(read_trajectories(path))
     assert len(records) == 3
     ok, judge_fault, task_fault = records
-    for record in records:
-        assert {"messages", "task", "verdict", "usage", "timings", "sim_fault", "seed", "reward"} <= set(record)
-        assert {"wall_s", "env_busy_s", "lm_wait_s", "env_overhead_s"} <= set(record["timings"])
-    assert [r["seed"] for r in records] == [81, 82, 83]
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    for line in lines:  # the JSONL itself: every documented key, and the schema version
+        assert {"messages", "task", "verdict", "usage", "timings", "sim_fault", "seed", "reward"} <= set(line)
+        assert {"wall_s", "env_busy_s", "lm_wait_s", "env_overhead_s"} <= set(line["timings"])
+        assert line["schema_version"] == TRAJECTORY_SCHEMA_VERSION
+    assert [r.seed for r in records] == [81, 82, 83]
 
-    assert ok["messages"] == final_obs["messages"] and ok["reward"] == 1.0 and ok["sim_fault"] is None
-    assert ok["task"]["intent"] == INTENT and ok["verdict"]["judge_verdict"] == 1
-    assert ok["usage"]["tool"]["calls"] == 1 and "latency_s" in ok["usage"]["tool"]
-    assert [c["call"]["name"] for c in ok["calls"]] == ["mock_get_order"]
+    assert ok.messages == final_obs["messages"] and ok.reward == 1.0 and ok.sim_fault is None
+    assert ok.task.intent == INTENT and ok.verdict.judge_verdict == 1
+    assert ok.usage["tool"]["calls"] == 1 and "latency_s" in ok.usage["tool"]
+    assert [c.call.name for c in ok.calls] == ["mock_get_order"]
 
-    assert judge_fault["sim_fault"]["role"] == "judge" and judge_fault["verdict"] is None
-    assert judge_fault["reward"] == 0.0
-    assert task_fault["sim_fault"]["role"] == "task_generator" and task_fault["task"] is None
+    assert judge_fault.sim_fault.role == "judge" and judge_fault.verdict is None
+    assert judge_fault.reward == 0.0
+    assert task_fault.sim_fault.role == "task_generator" and task_fault.task is None
     assert env.unwrapped.stats["episodes"] == 3 and env.unwrapped.stats["sim_faults"] == 2
 
 

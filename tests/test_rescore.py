@@ -37,12 +37,12 @@ def test_rescore_with_another_judge(make_env, fake_server, tmp_path) -> None:
     assert verdict.judge_verdict == -1 and verdict.reward == -1.0
     assert harsh.roles() == ["judge"]  # only the judge was asked
     same = rescore(record, base_url=fake_server().base_url, model="fake-model")
-    assert same.reward == record["reward"] == reward
+    assert same.reward == record.reward == reward
 
 
 def test_rescore_keeps_the_deterministic_caps(make_env, fake_server, tmp_path) -> None:
     record, _, _ = _record_one(make_env, tmp_path)
-    record["calls"] = []  # as if the expected call had never been made
+    record.calls = []  # as if the expected call had never been made
     verdict = rescore(record, base_url=fake_server().base_url, model="fake-model")
     assert verdict.judge_verdict == 1 and verdict.reward == 0.0
     assert [cap.criterion for cap in verdict.caps] == ["floor", "correct_tools"]
@@ -51,3 +51,19 @@ def test_rescore_keeps_the_deterministic_caps(make_env, fake_server, tmp_path) -
 def test_faulted_trajectory_cannot_be_rescored(fake_server) -> None:
     with pytest.raises(ConfigError, match="nothing to re-score"):
         rescore({"task": None, "sim_fault": {"role": "tool"}}, base_url=fake_server().base_url)
+
+
+def test_old_untyped_lines_still_read_and_dict_access_is_deprecated(tmp_path) -> None:
+    from trustee_env.trajectory import Trajectory
+
+    path = tmp_path / "old.jsonl"
+    path.write_text(
+        '{"seed": 3, "reward": 1.0, "termination": "user_satisfied", "messages": [], "sim_fault": null}\n'
+        '{"seed": 4, "reward": 0.0, "sim_fault": {"role": "tool", "reason": "timeout", "attempts": 3}}\n'
+        '{"seed": 5, "rew'  # a torn last line from a crash
+    )
+    first, second = read_trajectories(path)
+    assert isinstance(first, Trajectory) and first.schema_version == 1 and first.reward == 1.0
+    assert second.sim_fault is not None and second.sim_fault.reason == "timeout" and not second.success
+    with pytest.warns(DeprecationWarning, match="attribute access"):
+        assert first["seed"] == 3

@@ -380,10 +380,10 @@ def test_trajectories_stats_and_curriculum(make_vec: Callable[..., TrusteeVector
     assert infos["difficulty"].tolist() == [40.0] * 4
     venv.step([f"{FINISH} {GOOD}", BREAK, FINISH, MORE])
     records = list(read_trajectories(path))
-    assert [r["slot"] for r in records] == [0, 1, 2]
-    assert records[0]["group_id"] == records[1]["group_id"] == infos["group_id"][0]
-    assert [r["member"] for r in records] == [0, 1, 0]
-    assert records[1]["sim_fault"]["role"] == "user"
+    assert [r.slot for r in records] == [0, 1, 2]
+    assert records[0].group_id == records[1].group_id == infos["group_id"][0]
+    assert [r.member for r in records] == [0, 1, 0]
+    assert records[1].sim_fault.role == "user"
     assert [reward for reward, _ in curriculum.observed] == [0.0, -1.0]  # the faulted episode is not fed
     assert venv.stats["episodes"] == 3 and venv.stats["sim_faults"] == 1
     assert venv.stats["usage"].calls > 0
@@ -400,7 +400,7 @@ def test_raise_on_sim_fault_keeps_the_trajectory_and_needs_a_reset(
     with pytest.raises(LLMError):
         venv.step([BREAK, MORE])
     [record] = list(read_trajectories(path))
-    assert record["slot"] == 0 and record["sim_fault"]["role"] == "user"
+    assert record.slot == 0 and record.sim_fault.role == "user"
     with pytest.raises(EpisodeStateError):
         venv.step([MORE, MORE])
     obs, _ = venv.reset(seed=6)

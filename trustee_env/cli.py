@@ -154,8 +154,8 @@ def _view(args: argparse.Namespace) -> int:
     for record in chosen:
         print(render_trajectory(record, show_system=args.system))
     if args.summary or args.index is None:
-        rewards = [r.get("reward", 0) for r in records if not r.get("sim_fault")]
-        faults = sum(1 for r in records if r.get("sim_fault"))
+        rewards = [r.reward for r in records if r.sim_fault is None]
+        faults = sum(1 for r in records if r.sim_fault is not None)
         mean = sum(rewards) / len(rewards) if rewards else float("nan")
         print(json.dumps({"episodes": len(records), "sim_faults": faults, "mean_reward": mean}))
     return 0

@@ -74,7 +74,7 @@ from trustee_env.llm.usage import Usage
 from trustee_env.roles import Judge, TaskGenerator, ToolSimulator, UserSimulator
 from trustee_env.schemas import Aspects, Role, Task
 from trustee_env.spaces import ChatAction, ChatObservation
-from trustee_env.trajectory import append_trajectory
+from trustee_env.trajectory import Trajectory, append_trajectory
 from trustee_env.viewer import render_episode
 
 __all__ = [
@@ -313,17 +313,16 @@ def record_finished(
     curriculum: Any,
     trajectory_path: str | None,
     extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> Trajectory:
     """Account a finished episode: stats, curriculum (non-faulted only), JSONL trajectory."""
     faulted = out.info.get("sim_fault") is not None
     stats["episodes"] += 1
     stats["sim_faults"] += int(faulted)
     stats["usage"].merge(episode.usage)
-    record = episode.trajectory()
-    record.update(extra or {})
-    stats["last_timings"] = record["timings"]
+    record = episode.trajectory(**(extra or {}))
+    stats["last_timings"] = record.timings.model_dump()
     if curriculum is not None and not faulted:
-        curriculum.observe(out.reward, record["aspects"])
+        curriculum.observe(out.reward, record.aspects.model_dump() if record.aspects else None)
     if curriculum is not None and hasattr(curriculum, "snapshot"):
         out.info["curriculum"] = curriculum.snapshot()  # D and levels after this episode
     if trajectory_path:

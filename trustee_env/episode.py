@@ -36,6 +36,7 @@ from trustee_env.parsing import parse_message
 from trustee_env.prompts import fence, render
 from trustee_env.roles import Judge, TaskGenerator, ToolSimulator, UserSimulator, Verdict
 from trustee_env.schemas import Aspects, Role, Task, ToolCall, canonical_json, content_hash
+from trustee_env.trajectory import SimFault, Timings, Trajectory
 
 __all__ = ["Episode", "Phase", "Roles", "StepOutput", "as_assistant_message", "derive_seed"]
 
@@ -430,31 +431,32 @@ class Episode:
         """Seconds from reset to the end (or to now)."""
         return (self.finished or time.perf_counter()) - self.started
 
-    def trajectory(self) -> dict[str, Any]:
-        """The full record of a finished episode, for the JSONL log."""
-        return {
-            "episode_id": derive_seed(self.seed, self.member, self.task.task_id if self.task else None),
-            "seed": self.seed,
-            "member": self.member,
-            "task": self.task.model_dump(mode="json") if self.task else None,
-            "difficulty": self.difficulty,
-            "aspects": self.aspects.model_dump() if self.aspects else None,
-            "messages": copy.deepcopy(self.messages),
-            "calls": [record.model_dump(mode="json") for record in self.records],
-            "world_state": copy.deepcopy(self.state),
-            "termination": self.termination,
-            "reward": self.reward,
-            "verdict": self.verdict.model_dump(mode="json") if self.verdict else None,
-            "sim_fault": self.sim_fault,
-            "parse_errors": self.parse_errors,
-            "user_gate_overrides": self.user_gate_overrides,
-            "usage": self.usage.timing_view(),
-            "timings": {
-                "wall_s": round(self.wall_s, 4),
-                "env_busy_s": round(self.busy_s, 4),
-                "lm_wait_s": round(self.usage.latency_s, 4),
-                "env_overhead_s": round(max(0.0, self.busy_s - self.usage.latency_s), 4),
-            },
-            "transcript": list(self.transcript),
-            "created": time.time(),
-        }
+    def trajectory(self, **extra: Any) -> Trajectory:
+        """The full record of a finished episode, for the JSONL log (``extra``: e.g. ``slot``, ``group_id``)."""
+        return Trajectory(
+            episode_id=derive_seed(self.seed, self.member, self.task.task_id if self.task else None),
+            seed=self.seed,
+            member=self.member,
+            task=self.task,
+            difficulty=self.difficulty,
+            aspects=self.aspects,
+            messages=copy.deepcopy(self.messages),
+            calls=list(self.records),
+            world_state=copy.deepcopy(self.state),
+            termination=self.termination,
+            reward=self.reward,
+            verdict=self.verdict,
+            sim_fault=SimFault(**self.sim_fault) if self.sim_fault else None,
+            parse_errors=self.parse_errors,
+            user_gate_overrides=self.user_gate_overrides,
+            usage=self.usage.timing_view(),
+            timings=Timings(
+                wall_s=round(self.wall_s, 4),
+                env_busy_s=round(self.busy_s, 4),
+                lm_wait_s=round(self.usage.latency_s, 4),
+                env_overhead_s=round(max(0.0, self.busy_s - self.usage.latency_s), 4),
+            ),
+            transcript=list(self.transcript),
+            created=time.time(),
+            **extra,
+        )

@@ -15,39 +15,51 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from trustee_env._portal import portal
-from trustee_env.checks import CallRecord, run_checks
+from trustee_env.checks import run_checks
 from trustee_env.config import TrusteeConfig, make_config
 from trustee_env.episode import derive_seed
 from trustee_env.errors import ConfigError
 from trustee_env.llm.client import LLMClient
 from trustee_env.llm.usage import Usage
 from trustee_env.roles.judge import Judge, Verdict
-from trustee_env.schemas import Role, Task
+from trustee_env.schemas import Role
+from trustee_env.trajectory import Trajectory
 
 __all__ = ["arescore", "rescore"]
 
 
 async def arescore(
-    record: dict[str, Any], *, config: TrusteeConfig | None = None, usage: Usage | None = None, **kwargs: Any
+    record: Trajectory | dict[str, Any],
+    *,
+    config: TrusteeConfig | None = None,
+    usage: Usage | None = None,
+    **kwargs: Any,
 ) -> Verdict:
     """Judge a recorded trajectory again; ``kwargs`` configure the judge (``judge={...}``, ``reward_mode``...)."""
-    if record.get("task") is None or record.get("sim_fault"):
+    if not isinstance(record, Trajectory):
+        try:
+            record = Trajectory.model_validate(record)
+        except ValidationError as err:
+            raise ConfigError(
+                f"not a trajectory record: {err.errors()[0]['msg']} at {err.errors()[0]['loc']}"
+            ) from None
+    if record.task is None or record.sim_fault is not None:
         raise ConfigError("this trajectory ended in a simulator fault before judging; there is nothing to re-score")
     cfg = make_config(config, **kwargs)
-    task = Task.model_validate(record["task"])
-    calls = [CallRecord.model_validate(call) for call in record.get("calls", [])]
     checks = run_checks(
-        task, calls, int(record.get("parse_errors", 0)), user_gave_up=record.get("termination") == "user_gave_up"
+        record.task, record.calls, record.parse_errors, user_gave_up=record.termination == "user_gave_up"
     )
     judge = Judge(LLMClient(Role.JUDGE.value, cfg.endpoint(Role.JUDGE)), mode=cfg.reward_mode)
-    truncated = record.get("termination") in ("step_budget", "tool_budget")
-    seed = derive_seed(record.get("seed"), record.get("member", 0), Role.JUDGE.value, "rescore")
+    truncated = record.termination not in ("user_satisfied", "user_gave_up")
+    seed = derive_seed(record.seed, record.member, Role.JUDGE.value, "rescore")
     return await judge.score(
-        task, list(record.get("transcript", [])), checks, truncated=truncated, seed=seed, usage=usage or Usage()
+        record.task, list(record.transcript), checks, truncated=truncated, seed=seed, usage=usage or Usage()
     )
 
 
-def rescore(record: dict[str, Any], *, config: TrusteeConfig | None = None, **kwargs: Any) -> Verdict:
+def rescore(record: Trajectory | dict[str, Any], *, config: TrusteeConfig | None = None, **kwargs: Any) -> Verdict:
     """Synchronous :func:`arescore` (works inside a running event loop too)."""
     return portal().run(lambda: arescore(record, config=config, **kwargs))

@@ -54,7 +54,7 @@ async def run_episode(env: TrusteeToolEnv, policy: LMPolicy, *, seed: int) -> Ep
         obs, reward, terminated, truncated, info = await env.astep(action)
         turn += 1
     record = env.episode.trajectory()
-    usage = record["usage"]
+    usage = record.usage
     return {
         "seed": seed,
         "task_id": info.get("task_id"),
@@ -65,7 +65,7 @@ async def run_episode(env: TrusteeToolEnv, policy: LMPolicy, *, seed: int) -> Ep
         "reward": reward,
         "termination": info.get("termination"),
         "sim_fault": info.get("sim_fault"),
-        "seconds": record["timings"]["wall_s"],
+        "seconds": record.timings.wall_s,
         "lm_calls": sum(role["calls"] for role in usage.values()),
         "tokens": sum(role["prompt_tokens"] + role["completion_tokens"] for role in usage.values()),
         "repairs": sum(role["repairs"] for role in usage.values()),

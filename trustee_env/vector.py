@@ -250,8 +250,7 @@ class TrusteeVectorEnv(VectorEnv):
                 out = await episode.step(actions[index])
             except LLMError:  # raise_on_sim_fault: the faulted episode is still written (DESIGN rule 6)
                 if episode.sim_fault is not None and self.config.trajectory_path:
-                    record = episode.trajectory()
-                    record.update(group_id=self._group_ids[index], slot=index)
+                    record = episode.trajectory(group_id=self._group_ids[index], slot=index)
                     append_trajectory(self.config.trajectory_path, record)
                 raise
             out.info["group_id"] = self._group_ids[index]

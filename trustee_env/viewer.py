@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import textwrap
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trustee_env.trajectory import Trajectory
 
 __all__ = ["render_episode", "render_trajectory"]
 
@@ -25,35 +28,35 @@ def _message_lines(message: dict[str, Any], width: int) -> list[str]:
     return lines
 
 
-def render_trajectory(record: dict[str, Any], *, width: int = 100, show_system: bool = False) -> str:
+def render_trajectory(record: Trajectory, *, width: int = 100, show_system: bool = False) -> str:
     """A recorded trajectory (one JSONL line) as plain text."""
-    task = record.get("task") or {}
+    task = record.task
     head = [
         "=" * width,
-        f"task {task.get('task_id', '?')}  difficulty {record.get('difficulty')}  seed {record.get('seed')}",
+        f"task {task.task_id if task else '?'}  difficulty {record.difficulty}  seed {record.seed}",
     ]
     if task:
-        head.append(f"intent (hidden): {task.get('intent')}")
-        expected = "; ".join(f"{c['name']}({json.dumps(c['arguments'])})" for c in task.get("expected_calls", []))
+        head.append(f"intent (hidden): {task.intent}")
+        expected = "; ".join(f"{c.name}({json.dumps(c.arguments)})" for c in task.expected_calls)
         head.append(f"expected calls: {expected}")
     head.append("-" * width)
     body: list[str] = []
-    for message in record.get("messages", []):
+    for message in record.messages:
         if message.get("role") == "system" and not show_system:
             continue
         body.extend(_message_lines(message, width))
     tail = ["-" * width]
-    if record.get("termination"):
-        tail.append(f"ended: {record['termination']}   reward: {record.get('reward')}")
-    verdict = record.get("verdict")
+    if record.termination:
+        tail.append(f"ended: {record.termination}   reward: {record.reward}")
+    verdict = record.verdict
     if verdict:
-        tail.append(f"judge: {verdict.get('judge_verdict')}  scores: {verdict.get('scores')}")
-        if verdict.get("caps"):
-            tail.append("caps: " + "; ".join(f"{c['criterion']}<={c['cap']} ({c['detail']})" for c in verdict["caps"]))
-        if verdict.get("rationale"):
-            tail.append(f"rationale: {verdict['rationale']}")
-    if record.get("sim_fault"):
-        tail.append(f"SIM FAULT: {record['sim_fault']}")
+        tail.append(f"judge: {verdict.judge_verdict}  scores: {verdict.scores}")
+        if verdict.caps:
+            tail.append("caps: " + "; ".join(f"{c.criterion}<={c.cap} ({c.detail})" for c in verdict.caps))
+        if verdict.rationale:
+            tail.append(f"rationale: {verdict.rationale}")
+    if record.sim_fault:
+        tail.append(f"SIM FAULT: {record.sim_fault.model_dump()}")
     return "\n".join(head + body + tail)
 
 

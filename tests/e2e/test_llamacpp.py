@@ -88,7 +88,7 @@ def test_full_episodes_are_structurally_valid(llama_server: LocalServer, tmp_pat
     env.close()
     assert complete >= 1, "no episode completed without a simulator fault on the real server"
     records = list(read_trajectories(path))
-    assert len(records) == 3 and all(r["messages"] for r in records if not r["sim_fault"])
+    assert len(records) == 3 and all(r.messages for r in records if r.sim_fault is None)
 
 
 def test_seeded_episode_replays_from_cache_without_server(llama_server: LocalServer, tmp_path) -> None:
@@ -137,7 +137,7 @@ def test_demo_command_runs_against_the_server(llama_server: LocalServer, tmp_pat
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "trajectories written to" in proc.stdout
     records = list(read_trajectories(out))
-    assert len(records) == 1 and records[0]["messages"]
+    assert len(records) == 1 and records[0].messages
 
 
 def test_no_config_default_starts_and_stops_the_embedded_server(tmp_path, monkeypatch) -> None:
