@@ -383,3 +383,38 @@ def test_a_registered_criterion_reaches_checks_judge_schema_prompt_and_weights(m
         unregister_criterion("intent")
     with pytest.raises(ValueError, match="level must be 1-5"):
         Criterion("bad", 7, "x")
+
+
+def test_from_result_refers_to_the_expected_call_not_to_the_agents_call_count():
+    create = ToolSpec(
+        name="order_create",
+        description="Create an order.",
+        parameters={"type": "object", "properties": {"item": {"type": "string"}}, "required": ["item"]},
+    )
+    pay = ToolSpec(
+        name="order_pay",
+        description="Pay an order.",
+        parameters={"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
+    )
+    tools = [WEATHER, create, pay]
+    expected = [
+        ExpectedCall(name="order_create", arguments={"item": "lamp"}),
+        ExpectedCall(name="order_pay", arguments={"order_id": "?"}, matchers={"order_id": "from_result:0#/id"}),
+    ]
+    task = _task(expected, tools=tools)
+
+    def ok(name: str, arguments: dict[str, Any], result: Any) -> CallRecord:
+        return CallRecord(
+            step=1, index=0, call=ToolCall(id="c", name=name, arguments=arguments), status="ok", result=result
+        )
+
+    look_first = [
+        ok("weather_get", {"city": "Oslo"}, {"id": "W-1"}),  # a harmless extra call before the others
+        ok("order_create", {"item": "lamp"}, {"id": "O-7"}),
+        ok("order_pay", {"order_id": "O-7"}, {"paid": True}),
+    ]
+    assert run_checks(task, look_first).missing == []
+    wrong_id = [*look_first[:2], ok("order_pay", {"order_id": "W-1"}, {"paid": True})]
+    assert run_checks(task, wrong_id).missing == [1]
+    paid_before_created = [look_first[2], look_first[1]]
+    assert run_checks(task, paid_before_created).missing == [1]

@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import jsonpointer
 from pydantic import BaseModel, Field
 
 from trustee_env.matching import choose_matcher, match_value, normalize, parse_temporal
@@ -111,16 +112,39 @@ class CheckReport(BaseModel):
         }
 
 
-def _arguments_match(expected: ExpectedCall, call: ToolCall, results: list[Any]) -> bool:
+ResultOf = Callable[[int], Any]
+"""``k -> the result of the actual call matched to expected call k`` (LookupError if none is, yet)."""
+
+
+def _arguments_match(expected: ExpectedCall, call: ToolCall, result_of: ResultOf | None) -> bool:
+    """Does ``call`` give every expected argument? ``from_result`` arguments are skipped without ``result_of``."""
     for name, value in expected.arguments.items():
         matcher = expected.matchers.get(name, "normalized")
         if name not in call.arguments:
             if matcher == "absent_or_one_of":
                 continue
             return False
-        if not match_value(matcher, value, call.arguments[name], results, expected.alternatives.get(name)):
+        actual = call.arguments[name]
+        if matcher.startswith("from_result:"):
+            if result_of is not None and not _from_result_matches(matcher, actual, result_of):
+                return False
+        elif not match_value(matcher, value, actual, None, expected.alternatives.get(name)):
             return False
     return True
+
+
+def _from_result_matches(matcher: str, actual: Any, result_of: ResultOf) -> bool:
+    """``from_result:<k>#<pointer>``: the value at the pointer in the result of the call matched to expected call k.
+
+    Indexing by expected call (not by position among the agent's calls) keeps a harmless extra
+    call made earlier from shifting the reference onto the wrong result.
+    """
+    source, _, pointer = matcher.removeprefix("from_result:").partition("#")
+    try:
+        produced = jsonpointer.resolve_pointer(result_of(int(source)), pointer)
+    except (ValueError, LookupError, jsonpointer.JsonPointerException, TypeError):
+        return False
+    return match_value("normalized", produced, actual)
 
 
 def unknown_arguments(spec: ToolSpec, arguments: dict[str, Any]) -> list[str]:
@@ -167,7 +191,7 @@ def _ordered(expected: list[ExpectedCall], chosen: dict[int, int], index: int, a
     return all(act < other for i, other in chosen.items() if index in expected[i].after)
 
 
-def _best_assignment(expected: list[ExpectedCall], ok_records: list[CallRecord], results: list[Any]) -> dict[int, int]:
+def _best_assignment(expected: list[ExpectedCall], ok_records: list[CallRecord]) -> dict[int, int]:
     """Expected call index -> actual call index, matching as many expected calls as possible.
 
     A greedy pass can give an actual call to an expected call that asks less of it and starve a
@@ -178,10 +202,11 @@ def _best_assignment(expected: list[ExpectedCall], ok_records: list[CallRecord],
         [
             act
             for act, record in enumerate(ok_records)
-            if record.call.name == exp.name and _arguments_match(exp, record.call, results[:act])
+            if record.call.name == exp.name and _arguments_match(exp, record.call, None)
         ]
         for exp in expected
     ]
+    needs_results = [any(m.startswith("from_result:") for m in exp.matchers.values()) for exp in expected]
     best: dict[int, int] = {}
     best_size = -1
     ceiling = min(sum(1 for c in candidates if c), len({act for c in candidates for act in c}))
@@ -194,10 +219,20 @@ def _best_assignment(expected: list[ExpectedCall], ok_records: list[CallRecord],
             best, best_size = dict(chosen), len(chosen)
             return
         for act in candidates[index]:
-            if act not in chosen.values() and _ordered(expected, chosen, index, act):
-                chosen[index] = act
-                search(index + 1, chosen)
-                del chosen[index]
+            if act in chosen.values() or not _ordered(expected, chosen, index, act):
+                continue
+            if needs_results[index]:
+
+                def result_of(k: int, act: int = act) -> Any:
+                    if k not in chosen or chosen[k] >= act:
+                        raise LookupError(f"expected call {k} is not matched by an earlier call")
+                    return ok_records[chosen[k]].result
+
+                if not _arguments_match(expected[index], ok_records[act].call, result_of):
+                    continue
+            chosen[index] = act
+            search(index + 1, chosen)
+            del chosen[index]
         search(index + 1, chosen)
 
     search(0, {})
@@ -366,10 +401,9 @@ def run_checks(
     """
     report = CheckReport(parse_errors=parse_errors)
     ok_records = [r for r in records if r.status == "ok"]
-    ok_results = [r.result for r in ok_records]
 
     # Expected calls as a multiset: the largest one-to-one assignment, honouring `after`.
-    report.matched = _best_assignment(task.expected_calls, ok_records, ok_results)
+    report.matched = _best_assignment(task.expected_calls, ok_records)
     report.missing = [i for i in range(len(task.expected_calls)) if i not in report.matched]
     report.extra_calls = max(0, len(records) - len(report.matched))
 

@@ -95,16 +95,16 @@ def _ordered(expected: list[ExpectedCall]) -> list[int]:
     return order
 
 
-def _resolved_arguments(call: ExpectedCall, results: list[Any]) -> dict[str, Any]:
-    """The expected arguments, with ``from_result`` values read from the agent's own earlier results."""
+def _resolved_arguments(call: ExpectedCall, result_of: dict[int, Any]) -> dict[str, Any]:
+    """The expected arguments, with ``from_result:<k>`` values read from the result of expected call k."""
     arguments = dict(call.arguments)
     for name, matcher in call.matchers.items():
         if not matcher.startswith("from_result:"):
             continue
         source, _, pointer = matcher.removeprefix("from_result:").partition("#")
         try:
-            arguments[name] = jsonpointer.resolve_pointer(results[int(source)], pointer)
-        except (ValueError, IndexError, jsonpointer.JsonPointerException, TypeError):
+            arguments[name] = jsonpointer.resolve_pointer(result_of[int(source)], pointer)
+        except (ValueError, KeyError, jsonpointer.JsonPointerException, TypeError):
             pass  # keep the generator's own value
     return arguments
 
@@ -126,9 +126,9 @@ class OracleAgent:
     def applicable(self, task: Task) -> bool:
         return bool(task.expected_calls)
 
-    def arguments(self, task: Task, index: int, results: list[Any]) -> dict[str, Any]:
-        """The arguments this agent sends for expected call ``index``."""
-        return _resolved_arguments(task.expected_calls[index], results)
+    def arguments(self, task: Task, index: int, result_of: dict[int, Any]) -> dict[str, Any]:
+        """The arguments this agent sends for expected call ``index`` (``result_of``: expected index -> result)."""
+        return _resolved_arguments(task.expected_calls[index], result_of)
 
     def act(self, task: Task, observation: dict[str, Any]) -> dict[str, Any]:
         order = _ordered(task.expected_calls)
@@ -136,7 +136,8 @@ class OracleAgent:
         if made < len(order):
             index = order[made]
             name = task.expected_calls[index].name
-            call = ToolCall(id=f"probe_{made}", name=name, arguments=self.arguments(task, index, _results(observation)))
+            result_of = dict(zip(order, _results(observation), strict=False))  # one call per expected call, in order
+            call = ToolCall(id=f"probe_{made}", name=name, arguments=self.arguments(task, index, result_of))
             return _message([call], self.tool_format)
         return _message([], self.tool_format, _closing(task, [task.expected_calls[i].name for i in order]))
 
@@ -222,8 +223,8 @@ class WrongArgumentAgent(OracleAgent):
     def applicable(self, task: Task) -> bool:
         return self._target(task) is not None
 
-    def arguments(self, task: Task, index: int, results: list[Any]) -> dict[str, Any]:
-        arguments = super().arguments(task, index, results)
+    def arguments(self, task: Task, index: int, result_of: dict[int, Any]) -> dict[str, Any]:
+        arguments = super().arguments(task, index, result_of)
         target = self._target(task)
         if target is not None and target[0] == index:
             arguments[target[1]] = target[2]
