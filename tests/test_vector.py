@@ -24,8 +24,8 @@ from gymnasium.vector import AutoresetMode
 
 import trustee_env  # noqa: F401  (registers Trustee-v0)
 from trustee_env.catalog import Catalog
-from trustee_env.episode import derive_seed
 from trustee_env.errors import ConfigError, EpisodeStateError, LLMError
+from trustee_env.schemas import derive_seed
 from trustee_env.spaces import ChatAction, ChatObservation
 from trustee_env.testing import FakeLLMServer, Reply, ScriptedSimulator
 from trustee_env.trajectory import read_trajectories

@@ -23,16 +23,22 @@ from trustee_env.errors import (
     TemplateError,
     TrusteeError,
 )
-from trustee_env.schemas import Aspects, Task, ToolCall, ToolSpec
+from trustee_env.schemas import Aspects, Role, Task, ToolCall, ToolSpec
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Action",
     "Aspects",
     "BandCurriculum",
     "Catalog",
     "CatalogError",
+    "ChatAction",
+    "ChatObservation",
     "ConfigError",
+    "Criterion",
+    "Curriculum",
+    "CurriculumRule",
     "CurriculumWrapper",
     "EndpointConfig",
     "EpisodeStateError",
@@ -40,21 +46,28 @@ __all__ = [
     "LLMError",
     "LLMStatusError",
     "LLMTimeoutError",
+    "Observation",
     "OutputTruncatedError",
     "PaperCurriculum",
     "ReplayMissError",
+    "Role",
     "ServerError",
     "SimulatorOutputError",
+    "StepInfo",
     "Task",
     "TemplateError",
     "ToolCall",
     "ToolSpec",
+    "Trajectory",
     "TrusteeConfig",
     "TrusteeError",
     "TrusteeToolEnv",
     "TrusteeVectorEnv",
+    "Verdict",
     "__version__",
     "make_curriculum",
+    "read_trajectories",
+    "register_criterion",
 ]
 
 
@@ -62,9 +75,21 @@ _LAZY = {
     "TrusteeToolEnv": "trustee_env.env",
     "TrusteeVectorEnv": "trustee_env.vector",
     "CurriculumWrapper": "trustee_env.wrappers",
+    "Curriculum": "trustee_env.curriculum",
+    "CurriculumRule": "trustee_env.curriculum",
     "PaperCurriculum": "trustee_env.curriculum",
     "BandCurriculum": "trustee_env.curriculum",
     "make_curriculum": "trustee_env.curriculum",
+    "Verdict": "trustee_env.roles.judge",
+    "Criterion": "trustee_env.checks",
+    "register_criterion": "trustee_env.checks",
+    "Trajectory": "trustee_env.trajectory",
+    "read_trajectories": "trustee_env.trajectory",
+    "Action": "trustee_env.spaces",
+    "ChatAction": "trustee_env.spaces",
+    "ChatObservation": "trustee_env.spaces",
+    "Observation": "trustee_env.spaces",
+    "StepInfo": "trustee_env.spaces",
 }
 
 
@@ -74,6 +99,10 @@ def __getattr__(name: str):  # lazy, so importing the package stays light
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'trustee_env' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:  # so tab completion and dir() show the lazy names too
+    return sorted(set(globals()) | set(__all__))
 
 
 register(

@@ -31,7 +31,7 @@ import math
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -39,7 +39,34 @@ from trustee_env.difficulty import ASPECT_LEVELS, aspect_level, sample_aspects
 from trustee_env.errors import ConfigError
 from trustee_env.schemas import Aspects
 
-__all__ = ["BandCurriculum", "Curriculum", "PaperCurriculum", "make_curriculum"]
+__all__ = ["BandCurriculum", "Curriculum", "CurriculumRule", "PaperCurriculum", "ReportsProgress", "make_curriculum"]
+
+
+@runtime_checkable
+class CurriculumRule(Protocol):
+    """What an env needs from a curriculum: task settings to draw from, and the rewards it earned.
+
+    :class:`Curriculum` implements it (with locking, history and state dicts); any object with
+    these two methods can be passed as ``curriculum=`` too.
+    """
+
+    def task_settings(self, rng: np.random.Generator, pinned: Mapping[str, Any] | None = None) -> tuple[float, Aspects]:
+        """The difficulty and aspects of the next task (``pinned`` aspects are kept as given)."""
+        ...
+
+    def observe(self, reward: float, aspects: Mapping[str, Any] | Aspects) -> None:
+        """One finished, non-faulted episode's reward and the aspects it was played at."""
+        ...
+
+
+@runtime_checkable
+class ReportsProgress(Protocol):
+    """A rule that can say where it stands (``info["curriculum"]`` carries it)."""
+
+    def snapshot(self) -> dict[str, Any]:
+        """``{"difficulty": D, "levels": {aspect: level}}`` now."""
+        ...
+
 
 STATE_VERSION = 1
 
@@ -454,19 +481,19 @@ class BandCurriculum(Curriculum):
 CURRICULA: dict[str, type[Curriculum]] = {"paper": PaperCurriculum, "band": BandCurriculum}
 
 
-def make_curriculum(spec: str | Mapping[str, Any] | Curriculum | Any, **kwargs: Any) -> Curriculum:
+def make_curriculum(spec: str | Mapping[str, Any] | CurriculumRule, **kwargs: Any) -> CurriculumRule:
     """A curriculum rule from a name, a ``{"name": ..., **kwargs}`` dict, or a rule object.
 
     Args:
         spec: ``"paper"``, ``"band"``, ``{"name": "paper", "difficulty": 20}``, or a rule
-            object (a :class:`Curriculum`, or anything with ``task_settings`` and ``observe``),
+            object (a :class:`Curriculum`, or any :class:`CurriculumRule`),
             returned as is.
         **kwargs: constructor arguments, merged over the dict's.
 
     Raises:
         ConfigError: unknown name or constructor argument.
     """
-    if isinstance(spec, Curriculum) or (hasattr(spec, "task_settings") and hasattr(spec, "observe")):
+    if isinstance(spec, CurriculumRule):
         if kwargs:
             raise ConfigError(f"curriculum options {sorted(kwargs)} given with a ready rule object {spec!r}")
         return spec

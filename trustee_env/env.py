@@ -1,57 +1,4 @@
-"""``TrusteeToolEnv``: one fully simulated tool-use episode as a Gymnasium environment.
-
-## Description
-A simulated user asks the agent (your policy) for help; the agent may call the offered
-tools, which a language model simulates against a JSON world state; when the episode ends
-a judge scores the trajectory. Task, user, tools and judge are all played by LMs behind
-OpenAI-compatible endpoints.
-
-## Action Space
-:class:`~trustee_env.spaces.ChatAction`: one assistant message, as an OpenAI-shaped dict
-(``{"role": "assistant", "content": str, "tool_calls": [...]}``), the raw model text (str),
-or an OpenAI SDK ``ChatCompletionMessage``. Tool calls may be native ``tool_calls`` or
-written in the text (Hermes ``<tool_call>``, Llama-3 JSON, Mistral ``[TOOL_CALLS]``,
-pythonic ``f(a=1)``); set ``tool_format`` to teach a non-native policy one syntax.
-
-## Observation Space
-:class:`~trustee_env.spaces.ChatObservation`: ``{"messages": [...], "tools": [...]}``, usable
-as is: ``client.chat.completions.create(model=..., messages=obs["messages"], tools=obs["tools"])``.
-
-## Rewards
-0 on every step but the last; at the end, the judge's reward: in {-1, 0, 1}
-(``reward_mode="ternary"``) or in [-1, 1] (``"graded"``), capped by deterministic checks.
-
-## Episode End
-- ``terminated``: the simulated user is satisfied or gives up.
-- ``truncated``: the step or tool-call budget ran out (judge still runs, reward <= 0), or a
-  simulator failed after its retries (reward 0, ``info["sim_fault"]`` set, no judge).
-
-## Info
-| key | when | meaning |
-|---|---|---|
-| ``task_id`` | always | content hash of the task |
-| ``turn`` | always | policy messages so far |
-| ``difficulty``, ``aspects`` | always | the task's difficulty knobs |
-| ``parse_errors`` | always | unreadable tool calls so far |
-| ``tool_calls`` | always | tool calls so far |
-| ``usage`` | always | per role: calls, prompt/completion tokens, repairs |
-| ``sim_fault`` | always | None, or ``{"role", "reason", "attempts", "message"}`` |
-| ``verdict``, ``task`` | final step | the judge's verdict; the task (hidden intent revealed) |
-| ``termination``, ``world_state`` | final step | why it ended; the final world state |
-| ``curriculum`` | final step, with a curriculum | ``{"difficulty", "levels"}`` after this episode |
-
-Latency and cache hits are not in ``info`` (two identical seeded steps must give equal
-info); see ``env.unwrapped.stats`` and the JSONL trajectories.
-
-## Arguments
-Every field of :class:`~trustee_env.config.TrusteeConfig`, as keywords (``base_url``,
-``model``, ``difficulty``, ``tool_format``, per-role overrides such as
-``judge={"model": ...}``, ...), plus ``catalog`` (a :class:`~trustee_env.catalog.Catalog` or
-path) and ``curriculum``.
-
-## Version History
-- v0: first release.
-"""
+"""``TrusteeToolEnv``: one fully simulated tool-use episode as a Gymnasium environment (spec sheet on the class)."""
 
 from __future__ import annotations
 
@@ -64,16 +11,17 @@ import numpy as np
 from trustee_env._portal import portal
 from trustee_env.catalog import Catalog
 from trustee_env.config import TrusteeConfig, make_config
-from trustee_env.curriculum import make_curriculum
+from trustee_env.curriculum import CurriculumRule, ReportsProgress, make_curriculum
 from trustee_env.difficulty import aspects_for
 from trustee_env.episode import Episode, Roles, StepOutput
-from trustee_env.errors import LLMError
+from trustee_env.errors import ConfigError, LLMError
 from trustee_env.llm.cache import ResponseCache
 from trustee_env.llm.client import LLMClient
 from trustee_env.llm.usage import Usage
+from trustee_env.parsing import ToolFormat
 from trustee_env.roles import Judge, TaskGenerator, ToolSimulator, UserSimulator
 from trustee_env.schemas import Aspects, Role, Task
-from trustee_env.spaces import ChatAction, ChatObservation
+from trustee_env.spaces import Action, ChatAction, ChatObservation, Observation
 from trustee_env.trajectory import Trajectory, append_trajectory
 from trustee_env.viewer import render_episode
 
@@ -135,8 +83,82 @@ def build_roles(config: TrusteeConfig, cache: ResponseCache | None = None) -> Ro
     )
 
 
-class TrusteeToolEnv(gym.Env[dict[str, Any], Any]):
-    """A tool-use episode whose task, user, tools and judge are simulated by a language model."""
+class TrusteeToolEnv(gym.Env[Observation, Action]):
+    """A tool-use episode whose task, user, tools and judge are simulated by a language model.
+
+    ## Description
+    A simulated user asks the agent (your policy) for help; the agent may call the offered
+    tools, which a language model simulates against a JSON world state; when the episode ends
+    a judge scores the trajectory. Task, user, tools and judge are all played by LMs behind
+    OpenAI-compatible endpoints.
+
+    ## Action Space
+    :class:`~trustee_env.spaces.ChatAction`: one assistant message, as an OpenAI-shaped dict
+    (``{"role": "assistant", "content": str, "tool_calls": [...]}``), the raw model text (str),
+    or an OpenAI SDK ``ChatCompletionMessage``. Tool calls may be native ``tool_calls`` or
+    written in the text (Hermes ``<tool_call>``, Llama-3 JSON, Mistral ``[TOOL_CALLS]``,
+    pythonic ``f(a=1)``); set ``tool_format`` to teach a non-native policy one syntax.
+
+    ## Observation Space
+    :class:`~trustee_env.spaces.ChatObservation`: ``{"messages": [...], "tools": [...]}``, usable
+    as is: ``client.chat.completions.create(model=..., messages=obs["messages"], tools=obs["tools"])``.
+
+    ## Rewards
+    0 on every step but the last; at the end, the judge's reward: in {-1, 0, 1}
+    (``reward_mode="ternary"``) or in [-1, 1] (``"graded"``), capped by deterministic checks.
+
+    ## Episode End
+    - ``terminated``: the simulated user is satisfied or gives up.
+    - ``truncated``: the step or tool-call budget ran out (judge still runs, reward <= 0), or a
+      simulator failed after its retries (reward 0, ``info["sim_fault"]`` set, no judge).
+
+    ## Info
+    | key | when | meaning |
+    |---|---|---|
+    | ``task_id`` | always | content hash of the task |
+    | ``turn`` | always | policy messages so far |
+    | ``difficulty``, ``aspects`` | always | the task's difficulty knobs |
+    | ``parse_errors`` | always | unreadable tool calls so far |
+    | ``tool_calls`` | always | tool calls so far |
+    | ``usage`` | always | per role: calls, prompt/completion tokens, repairs |
+    | ``sim_fault`` | always | None, or ``{"role", "reason", "attempts", "message"}`` |
+    | ``verdict``, ``task`` | final step | the judge's verdict; the task (hidden intent revealed) |
+    | ``termination``, ``world_state`` | final step | why it ended; the final world state |
+    | ``curriculum`` | final step, with a curriculum | ``{"difficulty", "levels"}`` after this episode |
+
+    Latency and cache hits are not in ``info`` (two identical seeded steps must give equal
+    info); see ``env.unwrapped.stats`` and the JSONL trajectories.
+
+    ## Arguments
+    - ``base_url``: OpenAI-compatible endpoint for every role (a list: a pool with failover);
+      None starts (or reuses) the embedded llama.cpp server.
+    - ``model``: model name at the endpoint; None asks ``/v1/models``.
+    - ``difficulty``: D in [1, 100] when no curriculum is given.
+    - ``tool_format``: ``"native"`` or a text syntax the policy is taught (``"hermes"``, ...).
+    - ``reward_mode``: ``"ternary"`` ({-1, 0, 1}) or ``"graded"`` ([-1, 1]).
+    - ``trajectory_path``: JSONL file every finished episode is appended to.
+    - ``cache_path``: sqlite record/replay cache (same seed, same episode, no server).
+    - ``catalog``: a :class:`~trustee_env.catalog.Catalog` or a path; None: the bundled 300 tools.
+    - ``curriculum``: ``"paper"``, ``"band"``, a dict or a :class:`~trustee_env.curriculum.CurriculumRule`.
+    - ``config``: a ready :class:`~trustee_env.config.TrusteeConfig`; keywords override it.
+    - every other field of :class:`~trustee_env.config.TrusteeConfig` as a keyword (per-role
+      overrides such as ``judge={"model": ...}``, budgets, ``user_goal_gate``, ...); each also
+      reads ``TRUSTEE_<FIELD>``.
+
+    ## Methods beyond Gymnasium
+    ``areset``/``astep``/``afinish`` (on the caller's event loop), ``finish(reason)`` (end now,
+    still judged), ``reply_messages()`` (what the env added after the last action),
+    ``task_json()`` (the current task, for task banks), ``stats`` (latency, queueing, cache hits).
+
+    ## Version History
+    - v0: first release.
+
+    Example:
+        >>> import gymnasium as gym, trustee_env
+        >>> env = gym.make("Trustee-v0", base_url="http://127.0.0.1:8000/v1")  # doctest: +SKIP
+        >>> obs, info = env.reset(seed=0)  # doctest: +SKIP
+        >>> obs, reward, terminated, truncated, info = env.step("Which order do you mean?")  # doctest: +SKIP
+    """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"], "render_fps": 4}
 
@@ -144,15 +166,33 @@ class TrusteeToolEnv(gym.Env[dict[str, Any], Any]):
         self,
         render_mode: str | None = None,
         *,
-        config: TrusteeConfig | None = None,
+        base_url: str | list[str] | None = None,
+        model: str | None = None,
+        difficulty: float | None = None,
+        tool_format: ToolFormat | None = None,
+        reward_mode: str | None = None,
+        trajectory_path: str | None = None,
+        cache_path: str | None = None,
         catalog: Catalog | str | None = None,
-        curriculum: Any = None,
+        curriculum: str | dict[str, Any] | CurriculumRule | None = None,
+        config: TrusteeConfig | None = None,
         **kwargs: Any,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+            raise ConfigError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
+            )
         self.render_mode = render_mode
-        self.config = resolve_config(config, **kwargs)
+        named = {
+            "base_url": base_url,
+            "model": model,
+            "difficulty": difficulty,
+            "tool_format": tool_format,
+            "reward_mode": reward_mode,
+            "trajectory_path": trajectory_path,
+            "cache_path": cache_path,
+        }
+        self.config = resolve_config(config, **{k: v for k, v in named.items() if v is not None}, **kwargs)
         self.catalog = resolve_catalog(catalog, self.config)
         self.cache = open_cache(self.config)
         self.roles = build_roles(self.config, self.cache)
@@ -283,7 +323,7 @@ def check_reset_options(options: dict[str, Any] | None) -> dict[str, Any]:
     options = dict(options or {})
     unknown = set(options) - RESET_OPTIONS
     if unknown:
-        raise ValueError(f"unknown reset option(s) {sorted(unknown)}; known: {', '.join(sorted(RESET_OPTIONS))}")
+        raise ConfigError(f"unknown reset option(s) {sorted(unknown)}; known: {', '.join(sorted(RESET_OPTIONS))}")
     task = options.get("task")
     if task is not None and not isinstance(task, Task):
         options["task"] = Task.model_validate(task)
@@ -323,7 +363,7 @@ def record_finished(
     stats["last_timings"] = record.timings.model_dump()
     if curriculum is not None and not faulted:
         curriculum.observe(out.reward, record.aspects.model_dump() if record.aspects else None)
-    if curriculum is not None and hasattr(curriculum, "snapshot"):
+    if isinstance(curriculum, ReportsProgress):
         out.info["curriculum"] = curriculum.snapshot()  # D and levels after this episode
     if trajectory_path:
         append_trajectory(trajectory_path, record)

@@ -32,18 +32,15 @@ from trustee_env.config import TrusteeConfig
 from trustee_env.difficulty import budget_for
 from trustee_env.errors import EpisodeStateError, LLMError
 from trustee_env.llm.usage import Usage
-from trustee_env.parsing import parse_message
+from trustee_env.parsing import as_assistant_message, parse_message
 from trustee_env.prompts import fence, render
 from trustee_env.roles import Judge, TaskGenerator, ToolSimulator, UserSimulator, Verdict
-from trustee_env.schemas import Aspects, Role, Task, ToolCall, canonical_json, content_hash
+from trustee_env.schemas import Aspects, Role, Task, ToolCall, canonical_json, derive_seed
+from trustee_env.spaces import Observation, StepInfo
 from trustee_env.trajectory import SimFault, Timings, Trajectory
 
+# as_assistant_message (now in parsing) and derive_seed (now in schemas) stay importable from here for one release.
 __all__ = ["Episode", "Phase", "Roles", "StepOutput", "as_assistant_message", "derive_seed"]
-
-ACTION_SHAPES = (
-    "an assistant message dict {'role': 'assistant', 'content': str, 'tool_calls': [...]}, "
-    "a str of raw model text, or an OpenAI ChatCompletionMessage"
-)
 
 
 class Phase(str, Enum):
@@ -55,40 +52,6 @@ class Phase(str, Enum):
     """Waiting for the policy's next message."""
     DONE = "done"
     """Ended (terminated or truncated); only ``reset`` is allowed."""
-
-
-def derive_seed(*parts: Any) -> int:
-    """A 31-bit seed from any JSON-able parts: stable across processes (no ``hash()`` salt)."""
-    return int(content_hash(list(parts), length=8), 16) & 0x7FFFFFFF
-
-
-def as_assistant_message(action: Any) -> dict[str, Any]:
-    """Normalise an action into an OpenAI assistant message dict, or raise TypeError.
-
-    Accepts a dict, a str (raw model text) or an object with ``model_dump`` (OpenAI SDK).
-    ``content`` is always a str: llama-cpp-python answers HTTP 500 to ``content: null``.
-    """
-    if isinstance(action, str):
-        return {"role": "assistant", "content": action}
-    if hasattr(action, "model_dump") and not isinstance(action, dict):
-        action = action.model_dump(exclude_none=True)
-    if not isinstance(action, dict):
-        raise TypeError(f"action must be {ACTION_SHAPES}; got {type(action).__name__}")
-    role = action.get("role", "assistant")
-    if role != "assistant":
-        raise TypeError(f"action must be an assistant message (role 'assistant'), got role {role!r}")
-    content = action.get("content")
-    if isinstance(content, list):  # content parts
-        content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    elif content is not None and not isinstance(content, str):
-        raise TypeError(f"action['content'] must be a str or None, got {type(content).__name__}")
-    message: dict[str, Any] = {"role": "assistant", "content": content or ""}
-    tool_calls = action.get("tool_calls")
-    if tool_calls:
-        if not isinstance(tool_calls, list):
-            raise TypeError(f"action['tool_calls'] must be a list, got {type(tool_calls).__name__}")
-        message["tool_calls"] = tool_calls
-    return message
 
 
 @dataclass
@@ -400,13 +363,13 @@ class Episode:
     def _tool_message(self, call_id: str, content: str) -> None:
         self.messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
 
-    def observation(self) -> dict[str, Any]:
+    def observation(self) -> Observation:
         """A fresh copy of what the policy sees: chat messages and the tools in OpenAI form."""
         tools = [tool.to_openai() for tool in self.task.tools] if self.task else []
         return {"messages": copy.deepcopy(self.messages), "tools": tools}
 
-    def _info(self, *, final: bool = False) -> dict[str, Any]:
-        info: dict[str, Any] = {
+    def _info(self, *, final: bool = False) -> StepInfo:
+        info: StepInfo = {
             "task_id": self.task.task_id if self.task else None,
             "turn": self.step_index,
             "difficulty": self.difficulty,

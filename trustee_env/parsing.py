@@ -37,6 +37,7 @@ __all__ = [
     "ParseError",
     "ParsedMessage",
     "ToolFormat",
+    "as_assistant_message",
     "parse_message",
     "render_tool_calls",
     "strip_think",
@@ -617,3 +618,38 @@ def render_tool_calls(calls: list[ToolCall], tool_format: ToolFormat) -> str:
     if tool_format == "pythonic":
         return "[" + ", ".join(_pythonic_call(call) for call in calls) + "]"
     raise ValueError(f"unknown tool format {tool_format!r}; expected one of {TOOL_FORMATS}")
+
+
+ACTION_SHAPES = (
+    "an assistant message dict {'role': 'assistant', 'content': str, 'tool_calls': [...]}, "
+    "a str of raw model text, or an OpenAI ChatCompletionMessage"
+)
+
+
+def as_assistant_message(action: Any) -> dict[str, Any]:
+    """Normalise an action into an OpenAI assistant message dict, or raise TypeError.
+
+    Accepts a dict, a str (raw model text) or an object with ``model_dump`` (OpenAI SDK).
+    ``content`` is always a str: llama-cpp-python answers HTTP 500 to ``content: null``.
+    """
+    if isinstance(action, str):
+        return {"role": "assistant", "content": action}
+    if hasattr(action, "model_dump") and not isinstance(action, dict):
+        action = action.model_dump(exclude_none=True)
+    if not isinstance(action, dict):
+        raise TypeError(f"action must be {ACTION_SHAPES}; got {type(action).__name__}")
+    role = action.get("role", "assistant")
+    if role != "assistant":
+        raise TypeError(f"action must be an assistant message (role 'assistant'), got role {role!r}")
+    content = action.get("content")
+    if isinstance(content, list):  # content parts
+        content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    elif content is not None and not isinstance(content, str):
+        raise TypeError(f"action['content'] must be a str or None, got {type(content).__name__}")
+    message: dict[str, Any] = {"role": "assistant", "content": content or ""}
+    tool_calls = action.get("tool_calls")
+    if tool_calls:
+        if not isinstance(tool_calls, list):
+            raise TypeError(f"action['tool_calls'] must be a list, got {type(tool_calls).__name__}")
+        message["tool_calls"] = tool_calls
+    return message

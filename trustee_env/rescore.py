@@ -20,12 +20,11 @@ from pydantic import ValidationError
 from trustee_env._portal import portal
 from trustee_env.checks import run_checks
 from trustee_env.config import TrusteeConfig, make_config
-from trustee_env.episode import derive_seed
 from trustee_env.errors import ConfigError
 from trustee_env.llm.client import LLMClient
 from trustee_env.llm.usage import Usage
 from trustee_env.roles.judge import Judge, Verdict
-from trustee_env.schemas import Role
+from trustee_env.schemas import Role, derive_seed
 from trustee_env.trajectory import Trajectory
 
 __all__ = ["arescore", "rescore"]

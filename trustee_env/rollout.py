@@ -14,9 +14,8 @@ from typing import Any
 from trustee_env._portal import portal
 from trustee_env.config import TrusteeConfig
 from trustee_env.env import TrusteeToolEnv
-from trustee_env.episode import derive_seed
 from trustee_env.llm.client import LLMClient
-from trustee_env.schemas import Role
+from trustee_env.schemas import Role, derive_seed
 
 __all__ = ["EpisodeSummary", "LMPolicy", "run_episode", "run_episodes"]
 

@@ -27,6 +27,7 @@ __all__ = [
     "canonical_json",
     "close_schema",
     "content_hash",
+    "derive_seed",
     "schema_errors",
 ]
 
@@ -122,6 +123,11 @@ def schema_errors(schema: dict[str, Any], value: Any, *, root: str, strict_integ
 def content_hash(value: Any, length: int = 16) -> str:
     """A short sha256 of ``canonical_json(value)``: stable across processes and runs."""
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:length]
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 31-bit seed from any JSON-able parts: stable across processes (no ``hash()`` salt)."""
+    return int(content_hash(list(parts), length=8), 16) & 0x7FFFFFFF
 
 
 class Role(str, Enum):

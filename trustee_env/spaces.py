@@ -7,14 +7,61 @@ parameters (else ``SyncVectorEnv`` calls two envs' spaces different) and not fla
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict, Union
 
 import numpy as np
 from gymnasium import spaces
 
-from trustee_env.episode import as_assistant_message
+from trustee_env.parsing import as_assistant_message
 
-__all__ = ["ChatAction", "ChatObservation"]
+__all__ = ["Action", "ChatAction", "ChatObservation", "Message", "Observation", "StepInfo"]
+
+
+class Message(TypedDict, total=False):
+    """One chat message in OpenAI shape (``content`` is always a str, never None)."""
+
+    role: str
+    content: str
+    tool_calls: list[dict[str, Any]]
+    tool_call_id: str
+
+
+class Observation(TypedDict):
+    """What the policy sees: the conversation so far and the tools in OpenAI ``tools=`` form."""
+
+    messages: list[Message]
+    tools: list[dict[str, Any]]
+
+
+Action = Union[dict[str, Any], str, Any]  # noqa: UP007 (a runtime alias)
+"""An assistant message dict, raw model text, or an OpenAI SDK ``ChatCompletionMessage``."""
+
+
+class StepInfo(TypedDict, total=False):
+    """``info`` of ``reset`` and ``step``: a function of seed and action (no timings; see ``env.stats``).
+
+    Every step carries the first group of keys; the final step of an episode adds the second.
+    """
+
+    task_id: str | None
+    turn: int
+    difficulty: float
+    aspects: dict[str, Any] | None
+    parse_errors: int
+    tool_calls: int
+    usage: dict[str, dict[str, int]]
+    sim_fault: dict[str, Any] | None
+    # at the end of an episode
+    verdict: dict[str, Any] | None
+    task: dict[str, Any] | None
+    termination: str | None
+    world_state: dict[str, Any]
+    curriculum: dict[str, Any]
+    # vector env
+    group_id: str
+    group_rewards: list[float | None]
+    group_zero_variance: bool
+
 
 _MESSAGE_ROLES = frozenset({"system", "user", "assistant", "tool"})
 _SAMPLE_REPLIES = (

@@ -57,10 +57,10 @@ from trustee_env.env import (
     resolve_curriculum,
     task_settings,
 )
-from trustee_env.episode import Episode, StepOutput, derive_seed
+from trustee_env.episode import Episode, StepOutput
 from trustee_env.errors import ConfigError, EpisodeStateError, LLMError
 from trustee_env.llm.usage import Usage
-from trustee_env.schemas import Aspects, Task, content_hash
+from trustee_env.schemas import Aspects, Task, content_hash, derive_seed
 from trustee_env.spaces import ChatAction, ChatObservation
 from trustee_env.trajectory import append_trajectory
 from trustee_env.viewer import render_episode
@@ -130,7 +130,9 @@ class TrusteeVectorEnv(VectorEnv):
                 f"slot i belongs to GRPO group i // group_size"
             )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+            raise ConfigError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
+            )
         self.num_envs = int(num_envs)
         self.group_size = int(group_size)
         self.num_groups = self.num_envs // self.group_size

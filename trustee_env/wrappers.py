@@ -19,7 +19,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from trustee_env.curriculum import Curriculum, make_curriculum
+from trustee_env.curriculum import Curriculum, ReportsProgress, make_curriculum
 
 __all__ = ["CurriculumWrapper"]
 
@@ -87,7 +87,7 @@ class CurriculumWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
 
 def _snapshot(rule: Any) -> dict[str, Any]:
-    """``{"difficulty", "levels"}`` of a rule; duck-typed rules may lack ``snapshot``."""
-    if hasattr(rule, "snapshot"):
+    """``{"difficulty", "levels"}`` of a rule; a bare :class:`CurriculumRule` may not report them."""
+    if isinstance(rule, ReportsProgress):
         return rule.snapshot()
     return {"difficulty": getattr(rule, "difficulty", None), "levels": dict(getattr(rule, "levels", {}))}
