@@ -418,3 +418,12 @@ def test_from_result_refers_to_the_expected_call_not_to_the_agents_call_count():
     assert run_checks(task, wrong_id).missing == [1]
     paid_before_created = [look_first[2], look_first[1]]
     assert run_checks(task, paid_before_created).missing == [1]
+
+
+def test_task_gate_statistics_reach_env_stats(make_env: MakeEnv):
+    env = make_env(_gullible(), aspects={"strictness": 2, "num_tools": 3, "num_calls": 1})
+    obs, _ = env.reset(seed=2)
+    env.step(make_agent("oracle").act(env.unwrapped.episode.task, obs))
+    env.step("Done.")
+    gate = env.unwrapped.stats["task_gate"]
+    assert gate["tasks"] == 1 and gate["drafts_passed"] >= 1 and gate["gave_up"] == 0

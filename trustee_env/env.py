@@ -359,6 +359,7 @@ def record_finished(
     stats["episodes"] += 1
     stats["sim_faults"] += int(faulted)
     stats["usage"].merge(episode.usage)
+    stats["task_gate"] = episode.roles.task_generator.gate_stats.as_dict()
     record = episode.trajectory(**(extra or {}))
     stats["last_timings"] = record.timings.model_dump()
     if curriculum is not None and not faulted:

@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-import numpy as np
-
 from trustee_env.catalog import Catalog
 from trustee_env.checks import CallRecord, run_checks, validate_call
 from trustee_env.config import TrusteeConfig
@@ -159,19 +157,9 @@ class Episode:
         return self.observation(), info
 
     async def _generate_task(self, seed: int, difficulty: float, aspects: Aspects) -> Task:
-        last: LLMError | None = None
-        for attempt in range(self.config.task_attempts):
-            task_seed = derive_seed(seed, "task", attempt)
-            rng = np.random.default_rng(task_seed)
-            tools = self.catalog.sample(rng, aspects.num_tools)
-            try:
-                return await self.roles.task_generator.generate(
-                    tools, aspects, difficulty=difficulty, seed=task_seed, usage=self.usage
-                )
-            except LLMError as err:
-                last = err
-        assert last is not None
-        raise last
+        return await self.roles.task_generator.generate_with_attempts(
+            self.catalog, seed, difficulty, aspects, attempts=self.config.task_attempts, usage=self.usage
+        )
 
     def _system_prompt(self, task: Task) -> str:
         if self.config.tool_format == "native":

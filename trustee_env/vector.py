@@ -283,10 +283,17 @@ class TrusteeVectorEnv(VectorEnv):
             obs, info = await episode.reset(**settings, aspects=group.aspects, task=group.task)
         else:
             if group.future is None:  # the first member to need the task starts its generation
-                generator = Episode(self.roles, self.config, self.catalog)
-                group.generation_usage = generator.usage
+                usage = Usage()
+                group.generation_usage = usage
                 group.future = asyncio.ensure_future(
-                    generator._generate_task(group.task_seed, group.difficulty, group.aspects)
+                    self.roles.task_generator.generate_with_attempts(
+                        self.catalog,
+                        group.task_seed,
+                        group.difficulty,
+                        group.aspects,
+                        attempts=self.config.task_attempts,
+                        usage=usage,
+                    )
                 )
                 generated_here = True
             # shield: one member being cancelled must not cancel the task the others await
