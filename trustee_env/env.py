@@ -6,81 +6,31 @@ import logging
 from typing import Any, ClassVar
 
 import gymnasium as gym
-import numpy as np
 
 from trustee_env._portal import portal
 from trustee_env.catalog import Catalog
-from trustee_env.config import TrusteeConfig, make_config
-from trustee_env.curriculum import CurriculumRule, ReportsProgress, make_curriculum
-from trustee_env.difficulty import aspects_for
-from trustee_env.episode import Episode, Roles, StepOutput
+from trustee_env.config import TrusteeConfig
+from trustee_env.curriculum import CurriculumRule
+from trustee_env.episode import Roles, StepOutput
 from trustee_env.errors import ConfigError, LLMError
-from trustee_env.llm.cache import ResponseCache
-from trustee_env.llm.client import LLMClient
-from trustee_env.llm.usage import Usage
 from trustee_env.parsing import ToolFormat
-from trustee_env.roles import Judge, TaskGenerator, ToolSimulator, UserSimulator
-from trustee_env.schemas import Aspects, Role, Task
+
+# Moved to trustee_env.runtime; importable from here for one release.
+from trustee_env.runtime import (  # noqa: F401
+    Runtime,
+    build_roles,
+    check_reset_options,
+    open_cache,
+    resolve_catalog,
+    resolve_config,
+    resolve_curriculum,
+)
 from trustee_env.spaces import Action, ChatAction, ChatObservation, Observation
-from trustee_env.trajectory import Trajectory, append_trajectory
 from trustee_env.viewer import render_episode
 
-__all__ = [
-    "TrusteeToolEnv",
-    "build_roles",
-    "check_reset_options",
-    "open_cache",
-    "record_finished",
-    "resolve_catalog",
-    "resolve_config",
-    "resolve_curriculum",
-    "task_settings",
-]
+__all__ = ["TrusteeToolEnv"]
 
 logger = logging.getLogger("trustee_env")
-
-
-def resolve_config(config: TrusteeConfig | None = None, **kwargs: Any) -> TrusteeConfig:
-    """Build the config and fill in ``base_url`` from the embedded server when none is given."""
-    cfg = make_config(config, **kwargs)
-    if cfg.base_url is None and any(getattr(cfg, r.value).base_url is None for r in Role if r is not Role.POLICY):
-        from trustee_env.serve.managed import ensure_embedded_server
-
-        server = ensure_embedded_server(engine=cfg.server_engine, parallel=cfg.server_parallel)
-        cfg = cfg.model_copy(update={"base_url": server.base_url, "model": cfg.model or server.model_name})
-    return cfg
-
-
-def resolve_catalog(catalog: Catalog | str | None, config: TrusteeConfig) -> Catalog:
-    """A Catalog from an object, a path, the config's ``catalog`` path, or the bundled default."""
-    if isinstance(catalog, Catalog):
-        return catalog
-    source = catalog or config.catalog
-    return Catalog.shared(source) if source else Catalog.default()
-
-
-def open_cache(config: TrusteeConfig) -> ResponseCache | None:
-    """The record/replay cache the config asks for, or None when ``cache_mode="off"``."""
-    if config.cache_mode == "off" or not config.cache_path:
-        return None
-    return ResponseCache(config.cache_path, config.cache_mode)
-
-
-def build_roles(config: TrusteeConfig, cache: ResponseCache | None = None) -> Roles:
-    """The four simulator roles, each on its own resolved endpoint, with the config's ``prompt_dir``."""
-
-    def client(role: Role) -> LLMClient:
-        return LLMClient(role.value, config.endpoint(role), cache=cache, prompt_dir=config.prompt_dir)
-
-    prompts = config.prompt_dir
-    return Roles(
-        task_generator=TaskGenerator(
-            client(Role.TASK_GENERATOR), ungrounded=config.ungrounded_arguments, prompt_dir=prompts
-        ),
-        user=UserSimulator(client(Role.USER), prompt_dir=prompts),
-        tool=ToolSimulator(client(Role.TOOL), prompt_dir=prompts),
-        judge=Judge(client(Role.JUDGE), mode=config.reward_mode, prompt_dir=prompts),
-    )
 
 
 class TrusteeToolEnv(gym.Env[Observation, Action]):
@@ -192,15 +142,45 @@ class TrusteeToolEnv(gym.Env[Observation, Action]):
             "trajectory_path": trajectory_path,
             "cache_path": cache_path,
         }
-        self.config = resolve_config(config, **{k: v for k, v in named.items() if v is not None}, **kwargs)
-        self.catalog = resolve_catalog(catalog, self.config)
-        self.cache = open_cache(self.config)
-        self.roles = build_roles(self.config, self.cache)
-        self.curriculum = resolve_curriculum(curriculum)
+        self.runtime = Runtime(
+            config=config,
+            catalog=catalog,
+            curriculum=curriculum,
+            **{key: value for key, value in named.items() if value is not None},
+            **kwargs,
+        )
         self.action_space = ChatAction()
         self.observation_space = ChatObservation()
-        self.episode = Episode(self.roles, self.config, self.catalog)
-        self.stats: dict[str, Any] = {"episodes": 0, "sim_faults": 0, "usage": Usage()}
+        self.episode = self.runtime.new_episode()
+
+    @property
+    def config(self) -> TrusteeConfig:
+        """The resolved settings."""
+        return self.runtime.config
+
+    @property
+    def catalog(self) -> Catalog:
+        """The tool pool tasks are drawn from."""
+        return self.runtime.catalog
+
+    @property
+    def roles(self) -> Roles:
+        """The four simulator roles."""
+        return self.runtime.roles
+
+    @property
+    def curriculum(self) -> CurriculumRule | None:
+        """The curriculum rule (None: fixed difficulty); assignable, e.g. by :class:`CurriculumWrapper`."""
+        return self.runtime.curriculum
+
+    @curriculum.setter
+    def curriculum(self, rule: CurriculumRule | None) -> None:
+        self.runtime.curriculum = rule
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Episodes, sim faults, per-role usage (latency, queueing, cache hits), task-gate counts."""
+        return self.runtime.stats
 
     # ------------------------------------------------------------------ Gymnasium API
 
@@ -275,8 +255,8 @@ class TrusteeToolEnv(gym.Env[Observation, Action]):
 
     def _keep_raised_fault(self) -> None:
         """With ``raise_on_sim_fault``, the faulted episode is still written before the error propagates."""
-        if self.episode.sim_fault is not None and self.config.trajectory_path:
-            append_trajectory(self.config.trajectory_path, self.episode.trajectory())
+        if self.episode.sim_fault is not None:
+            self.runtime.write(self.episode.trajectory())
 
     def render(self) -> str | None:
         """``ansi``: the transcript as text; ``human``: print it."""
@@ -288,8 +268,7 @@ class TrusteeToolEnv(gym.Env[Observation, Action]):
 
     def close(self) -> None:
         """Release the cache connection."""
-        if self.cache is not None:
-            self.cache.close()
+        self.runtime.close()
         super().close()
 
     # ------------------------------------------------------------------ internals
@@ -297,7 +276,7 @@ class TrusteeToolEnv(gym.Env[Observation, Action]):
     def _episode_settings(self, seed: int | None, options: dict[str, Any] | None) -> tuple[int, dict[str, Any]]:
         options = check_reset_options(options)
         episode_seed = int(seed) if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
-        difficulty, aspects, task = task_settings(self.config, self.curriculum, episode_seed, options)
+        difficulty, aspects, task = self.runtime.task_settings(episode_seed, options)
         return episode_seed, {"difficulty": difficulty, "aspects": aspects, "task": task}
 
     def _after_step(self, out: StepOutput) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
@@ -306,71 +285,4 @@ class TrusteeToolEnv(gym.Env[Observation, Action]):
         return out.observation, out.reward, out.terminated, out.truncated, out.info
 
     def _finish_episode(self, out: StepOutput) -> None:
-        record_finished(
-            self.episode,
-            out,
-            stats=self.stats,
-            curriculum=self.curriculum,
-            trajectory_path=self.config.trajectory_path,
-        )
-
-
-RESET_OPTIONS = frozenset({"difficulty", "aspects", "task"})
-
-
-def check_reset_options(options: dict[str, Any] | None) -> dict[str, Any]:
-    """Validate ``reset(options=...)``: only difficulty, aspects and task; a task dict becomes a Task."""
-    options = dict(options or {})
-    unknown = set(options) - RESET_OPTIONS
-    if unknown:
-        raise ConfigError(f"unknown reset option(s) {sorted(unknown)}; known: {', '.join(sorted(RESET_OPTIONS))}")
-    task = options.get("task")
-    if task is not None and not isinstance(task, Task):
-        options["task"] = Task.model_validate(task)
-    return options
-
-
-def task_settings(
-    config: TrusteeConfig, curriculum: Any, seed: int, options: dict[str, Any]
-) -> tuple[float, Aspects, Task | None]:
-    """Difficulty, aspects and fixed task of one task: from options, else the curriculum, else the config."""
-    pinned = {**(config.aspects or {}), **(options.get("aspects") or {})}
-    difficulty = float(options.get("difficulty", config.difficulty))
-    if curriculum is not None and "difficulty" not in options:
-        difficulty, aspects = curriculum.task_settings(np.random.default_rng(seed), pinned=pinned)
-    else:
-        aspects = aspects_for(difficulty, pinned)
-    if not isinstance(aspects, Aspects):
-        aspects = Aspects.model_validate(aspects)
-    return float(difficulty), aspects, options.get("task")
-
-
-def record_finished(
-    episode: Episode,
-    out: StepOutput,
-    *,
-    stats: dict[str, Any],
-    curriculum: Any,
-    trajectory_path: str | None,
-    extra: dict[str, Any] | None = None,
-) -> Trajectory:
-    """Account a finished episode: stats, curriculum (non-faulted only), JSONL trajectory."""
-    faulted = out.info.get("sim_fault") is not None
-    stats["episodes"] += 1
-    stats["sim_faults"] += int(faulted)
-    stats["usage"].merge(episode.usage)
-    stats["task_gate"] = episode.roles.task_generator.gate_stats.as_dict()
-    record = episode.trajectory(**(extra or {}))
-    stats["last_timings"] = record.timings.model_dump()
-    if curriculum is not None and not faulted:
-        curriculum.observe(out.reward, record.aspects.model_dump() if record.aspects else None)
-    if isinstance(curriculum, ReportsProgress):
-        out.info["curriculum"] = curriculum.snapshot()  # D and levels after this episode
-    if trajectory_path:
-        append_trajectory(trajectory_path, record)
-    return record
-
-
-def resolve_curriculum(curriculum: Any) -> Any:
-    """A curriculum rule from a name (``"paper"``, ``"band"``), a ``{"name": ...}`` dict or a rule object."""
-    return None if curriculum is None else make_curriculum(curriculum)
+        self.runtime.finish_episode(self.episode, out)

@@ -47,22 +47,13 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from trustee_env._portal import portal
 from trustee_env.catalog import Catalog
 from trustee_env.config import TrusteeConfig
-from trustee_env.env import (
-    build_roles,
-    check_reset_options,
-    open_cache,
-    record_finished,
-    resolve_catalog,
-    resolve_config,
-    resolve_curriculum,
-    task_settings,
-)
-from trustee_env.episode import Episode, StepOutput
+from trustee_env.curriculum import CurriculumRule
+from trustee_env.episode import Roles, StepOutput
 from trustee_env.errors import ConfigError, EpisodeStateError, LLMError
 from trustee_env.llm.usage import Usage
+from trustee_env.runtime import Runtime, check_reset_options
 from trustee_env.schemas import Aspects, Task, content_hash, derive_seed
 from trustee_env.spaces import ChatAction, ChatObservation
-from trustee_env.trajectory import append_trajectory
 from trustee_env.viewer import render_episode
 
 __all__ = ["TrusteeVectorEnv"]
@@ -109,6 +100,11 @@ class TrusteeVectorEnv(VectorEnv):
         "render_fps": 4,
     }
 
+    _slot_offset: int = 0
+    """Global index of slot 0 when this env is one shard of a :class:`~trustee_env.sharded.ShardedVectorEnv` (a
+    multiple of ``group_size``): task seeds, group ids and trajectory slots use global indices, so a shard plays
+    the very tasks its slots play in a single process."""
+
     def __init__(
         self,
         num_envs: int = 1,
@@ -137,27 +133,15 @@ class TrusteeVectorEnv(VectorEnv):
         self.group_size = int(group_size)
         self.num_groups = self.num_envs // self.group_size
         self.render_mode = render_mode
-        self.config = resolve_config(config, **kwargs)
-        self.catalog = resolve_catalog(catalog, self.config)
-        self.cache = open_cache(self.config)
-        self.roles = build_roles(self.config, self.cache)  # one set of clients for every sub-episode
-        self.curriculum = resolve_curriculum(curriculum)
+        self.runtime = Runtime(config=config, catalog=catalog, curriculum=curriculum, **kwargs)  # one set of clients
 
         self.single_observation_space = ChatObservation()
         self.single_action_space = ChatAction()
         self.observation_space = spaces.Tuple([ChatObservation() for _ in range(self.num_envs)])
         self.action_space = spaces.Tuple([ChatAction() for _ in range(self.num_envs)])
 
-        self.episodes = [
-            Episode(self.roles, self.config, self.catalog, member=i % self.group_size) for i in range(self.num_envs)
-        ]
-        self.stats: dict[str, Any] = {
-            "episodes": 0,
-            "sim_faults": 0,
-            "groups": 0,
-            "zero_variance_groups": 0,
-            "usage": Usage(),
-        }
+        self.episodes = [self.runtime.new_episode(member=i % self.group_size) for i in range(self.num_envs)]
+        self.stats.update(groups=0, zero_variance_groups=0)
         self._reset_seed: int | None = None
         self._options: dict[str, Any] = {}
         self._rounds = [0] * self.num_envs
@@ -165,6 +149,35 @@ class TrusteeVectorEnv(VectorEnv):
         self._autoreset = np.zeros(self.num_envs, dtype=np.bool_)
         self._groups: dict[tuple[int, int], _GroupTask] = {}
         self._ready = False
+
+    @property
+    def config(self) -> TrusteeConfig:
+        """The resolved settings."""
+        return self.runtime.config
+
+    @property
+    def catalog(self) -> Catalog:
+        """The tool pool tasks are drawn from."""
+        return self.runtime.catalog
+
+    @property
+    def roles(self) -> Roles:
+        """The four simulator roles, shared by every sub-episode."""
+        return self.runtime.roles
+
+    @property
+    def curriculum(self) -> CurriculumRule | None:
+        """The curriculum rule (read once per GRPO group)."""
+        return self.runtime.curriculum
+
+    @curriculum.setter
+    def curriculum(self, rule: CurriculumRule | None) -> None:
+        self.runtime.curriculum = rule
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Episodes, sim faults, groups and zero-variance groups, per-role usage, task-gate counts."""
+        return self.runtime.stats
 
     # ------------------------------------------------------------------ Gymnasium API
 
@@ -205,8 +218,7 @@ class TrusteeVectorEnv(VectorEnv):
     def close_extras(self, **kwargs: Any) -> None:
         """Cancel task generations still in flight and release the cache connection."""
         self._drop_groups()
-        if self.cache is not None:
-            self.cache.close()
+        self.runtime.close()
 
     # ------------------------------------------------------------------ reset / step
 
@@ -251,9 +263,8 @@ class TrusteeVectorEnv(VectorEnv):
             try:
                 out = await episode.step(actions[index])
             except LLMError:  # raise_on_sim_fault: the faulted episode is still written (DESIGN rule 6)
-                if episode.sim_fault is not None and self.config.trajectory_path:
-                    record = episode.trajectory(group_id=self._group_ids[index], slot=index)
-                    append_trajectory(self.config.trajectory_path, record)
+                if episode.sim_fault is not None:
+                    self.runtime.write(episode.trajectory(group_id=self._group_ids[index], slot=self._slot_offset + index))
                 raise
             out.info["group_id"] = self._group_ids[index]
             return out
@@ -311,8 +322,9 @@ class TrusteeVectorEnv(VectorEnv):
         group = self._groups.get(key)
         if group is None:
             assert self._reset_seed is not None
+            block += self._slot_offset // self.group_size  # global block; the memo key stays local
             task_seed = derive_seed(self._reset_seed, block, round_)
-            difficulty, aspects, task = task_settings(self.config, self.curriculum, task_seed, self._options)
+            difficulty, aspects, task = self.runtime.task_settings(task_seed, self._options)
             group = _GroupTask(
                 group_id=content_hash([self._reset_seed, block, round_]),
                 task_seed=task_seed,
@@ -328,14 +340,7 @@ class TrusteeVectorEnv(VectorEnv):
         block, member = divmod(index, self.group_size)
         key = (block, self._rounds[index])
         faulted = out.info.get("sim_fault") is not None
-        record_finished(
-            self.episodes[index],
-            out,
-            stats=self.stats,
-            curriculum=self.curriculum,
-            trajectory_path=self.config.trajectory_path,
-            extra={"group_id": self._group_ids[index], "slot": index},
-        )
+        self.runtime.finish_episode(self.episodes[index], out, group_id=self._group_ids[index], slot=self._slot_offset + index)
         group = self._groups.get(key)
         if group is None:  # cannot happen while the bookkeeping is intact
             logger.warning("finished episode of slot %d has no group %s", index, key)
