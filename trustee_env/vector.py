@@ -264,7 +264,9 @@ class TrusteeVectorEnv(VectorEnv):
                 out = await episode.step(actions[index])
             except LLMError:  # raise_on_sim_fault: the faulted episode is still written (DESIGN rule 6)
                 if episode.sim_fault is not None:
-                    self.runtime.write(episode.trajectory(group_id=self._group_ids[index], slot=self._slot_offset + index))
+                    self.runtime.write(
+                        episode.trajectory(group_id=self._group_ids[index], slot=self._slot_offset + index)
+                    )
                 raise
             out.info["group_id"] = self._group_ids[index]
             return out
@@ -340,7 +342,9 @@ class TrusteeVectorEnv(VectorEnv):
         block, member = divmod(index, self.group_size)
         key = (block, self._rounds[index])
         faulted = out.info.get("sim_fault") is not None
-        self.runtime.finish_episode(self.episodes[index], out, group_id=self._group_ids[index], slot=self._slot_offset + index)
+        self.runtime.finish_episode(
+            self.episodes[index], out, group_id=self._group_ids[index], slot=self._slot_offset + index
+        )
         group = self._groups.get(key)
         if group is None:  # cannot happen while the bookkeeping is intact
             logger.warning("finished episode of slot %d has no group %s", index, key)
