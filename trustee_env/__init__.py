@@ -52,6 +52,7 @@ __all__ = [
     "ReplayMissError",
     "Role",
     "ServerError",
+    "ShardedVectorEnv",
     "SimulatorOutputError",
     "StepInfo",
     "Task",
@@ -74,6 +75,7 @@ __all__ = [
 _LAZY = {
     "TrusteeToolEnv": "trustee_env.env",
     "TrusteeVectorEnv": "trustee_env.vector",
+    "ShardedVectorEnv": "trustee_env.sharded",
     "CurriculumWrapper": "trustee_env.wrappers",
     "Curriculum": "trustee_env.curriculum",
     "CurriculumRule": "trustee_env.curriculum",
@@ -108,6 +110,6 @@ def __dir__() -> list[str]:  # so tab completion and dir() show the lazy names t
 register(
     id="Trustee-v0",
     entry_point="trustee_env.env:TrusteeToolEnv",
-    vector_entry_point="trustee_env.vector:TrusteeVectorEnv",
+    vector_entry_point="trustee_env.sharded:make_vector_env",  # TrusteeVectorEnv, or ShardedVectorEnv (processes=P)
     max_episode_steps=None,  # the episode owns its budget: a TimeLimit would skip the judge
 )
