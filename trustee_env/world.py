@@ -2,20 +2,39 @@
 
 The tool simulator proposes a list of RFC 6902 operations (add / replace / remove);
 code checks them and applies them to a copy. A patch is applied whole or not at all.
+
+``patch_schema`` turns the current state into the answer schema of a patch: every path is an
+``enum`` of pointers that exist (or, for ``add``, whose parent exists) and every value has the
+type of what it replaces, so grammar-constrained decoding cannot write a patch that these rules
+would reject for a missing parent or a type change. The rules in ``apply_patch`` stay the judge.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
 from typing import Any
 
 import jsonpatch
 import jsonpointer
 
-__all__ = ["PATCH_OPERATION_SCHEMA", "PATH_SCHEMA", "PatchError", "apply_patch", "patch_operation_schema"]
+__all__ = [
+    "EMPTY_PATCH_SCHEMA",
+    "PATCH_OPERATION_SCHEMA",
+    "PATH_SCHEMA",
+    "PatchError",
+    "PatchTargets",
+    "apply_patch",
+    "patch_operation_schema",
+    "patch_schema",
+    "patch_targets",
+    "pointer",
+    "record_schema",
+]
 
 # A JSON pointer into the state: the grammar itself then writes the leading "/" small models forget.
-PATH_SCHEMA: dict[str, Any] = {"type": "string", "pattern": "^(/[A-Za-z0-9_.~-]{1,40}){1,5}(/-)?$", "maxLength": 160}
+# The pattern bounds the length on its own (xgrammar rejects ``pattern`` together with ``maxLength``).
+PATH_SCHEMA: dict[str, Any] = {"type": "string", "pattern": "^(/[A-Za-z0-9_.~-]{1,40}){1,5}(/-)?$"}
 
 
 def patch_operation_schema(value_schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -31,17 +50,168 @@ def patch_operation_schema(value_schema: dict[str, Any] | None = None) -> dict[s
                     "value": value,
                 },
                 "required": ["op", "path", "value"],
+                "additionalProperties": False,
             },
             {
                 "type": "object",
                 "properties": {"op": {"const": "remove"}, "path": PATH_SCHEMA},
                 "required": ["op", "path"],
+                "additionalProperties": False,
             },
         ]
     }
 
 
 PATCH_OPERATION_SCHEMA: dict[str, Any] = patch_operation_schema()
+
+
+# Value schemas for patch operations, bounded so the grammar closes every string and list.
+_STRING: dict[str, Any] = {"type": "string", "maxLength": 60}
+_SCALAR_LIST: dict[str, Any] = {
+    "type": "array",
+    "items": {"anyOf": [{"type": "string", "maxLength": 40}, {"type": "number"}]},
+    "maxItems": 6,
+}
+_ANY_SCALAR: dict[str, Any] = {"anyOf": [_STRING, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]}
+# A null field may become any type (``apply_patch`` allows it); other fields keep their JSON type.
+VALUE_SCHEMAS: dict[str, dict[str, Any]] = {
+    "string": _STRING,
+    "number": {"type": "number"},
+    "boolean": {"type": "boolean"},
+    "array": _SCALAR_LIST,
+    "null": {"anyOf": [*_ANY_SCALAR["anyOf"], _SCALAR_LIST]},
+}
+_TYPE_ORDER = ("string", "number", "boolean", "array", "null")
+# Only ``[]``. The ``items`` matter: llama-cpp-python's grammar ignores ``maxItems`` on an array without them.
+EMPTY_PATCH_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "null"}, "maxItems": 0}
+
+
+def pointer(*parts: str | int) -> str:
+    """The JSON pointer (RFC 6901) of a path given as keys and indices."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
+
+
+@dataclass
+class PatchTargets:
+    """The paths one patch may name against a given state, grouped by what may be written there.
+
+    ``replace``: JSON type -> existing scalar (or scalar-list) fields of that type.
+    ``add``: JSON type -> fields a record lacks but its siblings have (typed like theirs).
+    ``remove``: existing records and fields (top-level collections are kept).
+    ``append``: ``/<list>/-`` -> the schema of the new element (a closed record shaped like its siblings).
+    """
+
+    replace: dict[str, list[str]] = field(default_factory=dict)
+    add: dict[str, list[str]] = field(default_factory=dict)
+    remove: list[str] = field(default_factory=list)
+    append: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def paths(self) -> set[tuple[str, str]]:
+        """Every ``(op, path)`` these targets allow (appends are ``add`` operations)."""
+        out = {("replace", path) for paths in self.replace.values() for path in paths}
+        out |= {("add", path) for paths in self.add.values() for path in paths}
+        out |= {("add", path) for path in self.append}
+        return out | {("remove", path) for path in self.remove}
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def _field_type(values: list[Any]) -> str:
+    """One JSON type for a field across sibling records ("null" = any: unknown or mixed)."""
+    kinds = {_json_type(value) for value in values if value is not None}
+    if len(kinds) == 1 and (kind := kinds.pop()) in VALUE_SCHEMAS:
+        return kind
+    return "null"
+
+
+def record_schema(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """A closed schema for a new record shaped like its siblings: their fields, typed as theirs."""
+    names: list[str] = []
+    for record in records:
+        names += [name for name, value in record.items() if name not in names and not isinstance(value, dict)]
+    properties = {name: VALUE_SCHEMAS[_field_type([r.get(name) for r in records])] for name in names}
+    required = [name for name in names if all(name in record for record in records)]
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+
+def _walk_object(
+    node: dict[str, Any], parts: tuple[str | int, ...], targets: PatchTargets, siblings: list[Any]
+) -> None:
+    """Collect targets inside one object; ``siblings`` are the records of its list (for missing fields)."""
+    for key, value in node.items():
+        path = pointer(*parts, key)
+        if parts:  # the state's own top-level keys (collections) are never removed
+            targets.remove.append(path)
+        if isinstance(value, dict):
+            _walk_object(value, (*parts, key), targets, [])
+        elif isinstance(value, list) and value and not all(_is_scalar(item) for item in value):
+            _walk_list(value, (*parts, key), targets)
+        elif value == [] and not parts:
+            continue  # an empty collection: see ``new_record`` in patch_targets
+        else:
+            kind = "array" if isinstance(value, list) else _json_type(value)
+            targets.replace.setdefault(kind, []).append(path)
+    others = [record for record in siblings if isinstance(record, dict)]
+    for name in dict.fromkeys(name for record in others for name in record):
+        values = [record[name] for record in others if name in record]
+        if name not in node and not any(isinstance(value, dict) for value in values):
+            targets.add.setdefault(_field_type(values), []).append(pointer(*parts, name))
+
+
+def _walk_list(items: list[Any], parts: tuple[str | int, ...], targets: PatchTargets) -> None:
+    records = [item for item in items if isinstance(item, dict)]
+    if records:
+        targets.append[pointer(*parts, "-")] = record_schema(records)
+    for index, item in enumerate(items):
+        path = pointer(*parts, index)
+        targets.remove.append(path)
+        if isinstance(item, dict):
+            _walk_object(item, (*parts, index), targets, records)
+
+
+def patch_targets(state: dict[str, Any], *, new_record: dict[str, Any] | None = None) -> PatchTargets:
+    """What a patch against ``state`` may touch (see ``PatchTargets``).
+
+    ``new_record`` is the closed record schema for appends to an empty top-level collection, which
+    has no records to copy a shape from (the tool simulator builds it from the call's arguments);
+    without it such a collection takes no appends.
+    """
+    targets = PatchTargets()
+    _walk_object(state, (), targets, [])
+    if new_record is not None:
+        for key, value in state.items():
+            if value == []:
+                targets.append[pointer(key, "-")] = new_record
+    return targets
+
+
+def _operation(op: str, paths: list[str], value: dict[str, Any] | None) -> dict[str, Any]:
+    properties: dict[str, Any] = {"op": {"const": op}, "path": {"enum": paths}}
+    if value is not None:
+        properties["value"] = value
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
+def patch_schema(
+    state: dict[str, Any], *, max_ops: int = 3, new_record: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The answer schema of a patch against ``state``: only operations that name valid paths, typed values.
+
+    With nothing to touch (an empty state) the only valid patch is the empty list.
+    """
+    targets = patch_targets(state, new_record=new_record)
+    branches = [
+        _operation("replace", targets.replace[k], VALUE_SCHEMAS[k]) for k in _TYPE_ORDER if k in targets.replace
+    ]
+    branches += [_operation("add", targets.add[k], VALUE_SCHEMAS[k]) for k in _TYPE_ORDER if k in targets.add]
+    branches += [_operation("add", [path], schema) for path, schema in targets.append.items()]
+    if targets.remove:
+        branches.append(_operation("remove", targets.remove, None))
+    if not branches:
+        return copy.deepcopy(EMPTY_PATCH_SCHEMA)
+    return {"type": "array", "items": {"anyOf": branches}, "maxItems": max_ops}
 
 
 class PatchError(ValueError):
