@@ -8,7 +8,9 @@ same model as the policy (as ``trustee demo`` does):
 * ``episodes_per_min``: with 1 server slot at concurrency 1, and with 4 slots at concurrency 4
   (needs ``llama-server``: on PATH or ``TRUSTEE_LLAMA_SERVER``; the Python server has one slot);
 * ``sim_fault_rate`` and ``repair_fraction`` over ``--episodes`` episodes (fraction of structured
-  simulator calls that needed at least one repair round-trip).
+  simulator calls that needed at least one repair round-trip);
+* ``sim_fault_reasons``: each fault's role, reason and the start of its message (why it failed);
+* ``tool_simulator``: the tool role's faults per episode and per call, and its repairs per call.
 
 Usage: ``python benchmarks/bench_local_server.py [--episodes 20] [--engine llama-cpp-python]``
 """
@@ -87,6 +89,25 @@ def repair_stats(path: Path) -> dict[str, Any]:
     }
 
 
+def tool_stats(path: Path) -> dict[str, Any]:
+    """The tool simulator's own figures: faults per episode and per call, repairs per call."""
+    episodes = calls = repairs = faults = 0
+    for record in read_trajectories(path):
+        episodes += 1
+        usage = record["usage"].get("tool", {})
+        calls += usage.get("calls", 0)
+        repairs += usage.get("repairs", 0)
+        faults += int(bool(record["sim_fault"]) and record["sim_fault"]["role"] == "tool")
+    return {
+        "episodes": episodes,
+        "calls": calls,
+        "faults": faults,
+        "fault_rate_per_episode": round(faults / episodes, 3) if episodes else None,
+        "fault_rate_per_call": round(faults / calls, 3) if calls else None,
+        "repairs_per_call": round(repairs / calls, 3) if calls else None,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=20)
@@ -134,7 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     result["mean_reward_non_faulted"] = round(
         sum(s["reward"] for s in summaries if not s["sim_fault"]) / max(1, len(summaries) - len(faults)), 3
     )
+    result["sim_fault_reasons"] = [
+        {"role": s["sim_fault"]["role"], "reason": s["sim_fault"]["reason"], "message": s["sim_fault"]["message"][:200]}
+        for s in faults
+    ]
     result["repairs"] = repair_stats(tmp / "c1.jsonl")
+    result["tool_simulator"] = tool_stats(tmp / "c1.jsonl")
 
     try:
         slots_engine = None if args.skip_slots else pick_engine(args.slots_engine)
