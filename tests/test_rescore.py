@@ -67,3 +67,25 @@ def test_old_untyped_lines_still_read_and_dict_access_is_deprecated(tmp_path) ->
     assert second.sim_fault is not None and second.sim_fault.reason == "timeout" and not second.success
     with pytest.warns(DeprecationWarning, match="attribute access"):
         assert first["seed"] == 3
+
+
+def _append_many(path: str, worker: int) -> None:
+    from trustee_env.trajectory import Trajectory, append_trajectory
+
+    for index in range(50):
+        append_trajectory(path, Trajectory(seed=worker * 1000 + index, transcript=["x" * 20000]))
+
+
+def test_appends_from_several_processes_never_interleave(tmp_path) -> None:
+    import multiprocessing
+
+    path = str(tmp_path / "shared.jsonl")
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_append_many, args=(path, w)) for w in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    seeds = sorted(record.seed for record in read_trajectories(path))
+    assert seeds == sorted(w * 1000 + i for w in range(3) for i in range(50))

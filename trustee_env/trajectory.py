@@ -1,8 +1,9 @@
 """The record of one finished episode: a typed :class:`Trajectory`, appended to JSONL as it ends.
 
 Every finished trajectory is written the moment its episode ends (DESIGN rule 6), with
-one ``write`` of one line under a process-wide lock per file, then ``flush`` and
-``fsync``: a crash loses no episode that had ended. Each line carries a ``schema_version``;
+one ``write`` of one line under a process-wide lock per file and an advisory file lock
+(``flock``) across processes, then ``flush`` and ``fsync``: a crash loses no episode that had
+ended, and writers in several processes never interleave. Each line carries a ``schema_version``;
 :func:`read_trajectories` reads older lines too (fields they lack take their defaults).
 """
 
@@ -17,6 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+try:  # POSIX: an advisory lock makes one line per write whole across processes, off local disks too
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 from trustee_env.checks import CallRecord
 from trustee_env.roles.judge import Verdict
@@ -119,9 +125,15 @@ def append_trajectory(path: str | os.PathLike[str], record: Trajectory | dict[st
     else:
         line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
     with _lock_for(target), open(target, "a", encoding="utf-8") as handle:
-        handle.write(line)
-        handle.flush()
-        os.fsync(handle.fileno())
+        if fcntl is not None:  # other processes (sharded vector envs, Ray workers) append to the same file
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def read_trajectories(path: str | os.PathLike[str]) -> Iterator[Trajectory]:
