@@ -22,6 +22,9 @@ __all__ = [
     "EMPTY_PATCH_SCHEMA",
     "PATCH_OPERATION_SCHEMA",
     "PATH_SCHEMA",
+    "RECORD_SCHEMA",
+    "SCALAR_SCHEMA",
+    "STATE_SCHEMA",
     "PatchError",
     "PatchTargets",
     "apply_patch",
@@ -31,6 +34,29 @@ __all__ = [
     "pointer",
     "record_schema",
 ]
+
+# The shapes of the world state, in one place: collections of flat records,
+# {"orders": [{...}, ...], "users": [...]}; the task generator writes the initial state in them.
+SCALAR_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "string", "maxLength": 120}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]
+}
+RECORD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": {
+        "anyOf": [
+            *SCALAR_SCHEMA["anyOf"],
+            {
+                "type": "array",
+                "items": {"anyOf": [{"type": "string", "maxLength": 80}, {"type": "number"}]},
+                "maxItems": 8,
+            },
+        ]
+    },
+}
+STATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": {"type": "array", "items": RECORD_SCHEMA, "maxItems": 6},
+}
 
 # A JSON pointer into the state: the grammar itself then writes the leading "/" small models forget.
 # The pattern bounds the length on its own (xgrammar rejects ``pattern`` together with ``maxLength``).

@@ -50,6 +50,7 @@ from trustee_env.schemas import (
     content_hash,
     schema_errors,
 )
+from trustee_env.world import RECORD_SCHEMA, SCALAR_SCHEMA, STATE_SCHEMA
 
 __all__ = [
     "GATE_CHECKS",
@@ -67,28 +68,6 @@ __all__ = [
 GATE_CHECKS = ("calls", "natural_language", "grounded", "records_exist", "near_duplicate")
 MAX_ALTERNATIVES = 3
 ALTERNATIVE_MAX_STRING = 60
-
-SCALAR_SCHEMA: dict[str, Any] = {
-    "anyOf": [{"type": "string", "maxLength": 120}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]
-}
-RECORD_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": {
-        "anyOf": [
-            *SCALAR_SCHEMA["anyOf"],
-            {
-                "type": "array",
-                "items": {"anyOf": [{"type": "string", "maxLength": 80}, {"type": "number"}]},
-                "maxItems": 8,
-            },
-        ]
-    },
-}
-# The world state is collections of flat records: {"orders": [{...}, ...], "users": [...]}.
-STATE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": {"type": "array", "items": RECORD_SCHEMA, "maxItems": 6},
-}
 
 
 class DraftPersona(BaseModel):
