@@ -77,7 +77,7 @@ def rates(stats: GateStats, tasks: int) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace, base_url: str, model: str) -> dict[str, Any]:
-    config = TrusteeConfig(base_url=base_url, model=model, max_retries=1)
+    config = TrusteeConfig(base_url=base_url, model=model, max_retries=0, timeout=args.timeout)
     endpoint = config.endpoint(Role.TASK_GENERATOR)
     catalog = Catalog.default()
     difficulties = [float(d) for d in args.difficulties.split(",")]
@@ -115,7 +115,8 @@ async def run(args: argparse.Namespace, base_url: str, model: str) -> dict[str, 
                 failures.append(str(err)[:400])
                 outcome = f"fault ({type(err).__name__})"
             print(
-                f"difficulty {difficulty:g} task {index + 1}/{count}: {outcome} in {time.perf_counter() - t0:.0f}s",
+                f"difficulty {difficulty:g} task {index + 1}/{count}: {outcome} in {time.perf_counter() - t0:.0f}s; "
+                f"so far {json.dumps(overall.gate_stats.as_dict())}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -153,6 +154,7 @@ def main() -> None:
     parser.add_argument("--show", type=int, default=3, help="accepted tasks and fault messages shown per difficulty")
     parser.add_argument("--engine", default="llama-cpp-python")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per request (a shared CPU is slow)")
     args = parser.parse_args()
     spec = ServerSpec(engine=args.engine, threads=args.threads)
     with LocalServer(spec) as server:

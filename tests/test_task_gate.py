@@ -480,3 +480,10 @@ def test_near_duplicates_are_regenerated_then_kept(generator_for):
 def test_gate_stats_are_json_able():
     stats = GateStats(failed={"grounded": 2})
     assert stats.as_dict()["failed"] == {"grounded": 2}
+
+
+def test_attempt_seeds_match_the_episode_formula():
+    from trustee_env.episode import derive_seed
+    from trustee_env.roles.task_generator import _task_seed
+
+    assert [_task_seed(42, k) for k in range(3)] == [derive_seed(42, "task", k) for k in range(3)]
