@@ -17,7 +17,6 @@ simulator failure -> truncated, reward 0, ``sim_fault``, no judge.
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import time
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from enum import Enum
 from typing import Any
 
 from trustee_env.catalog import Catalog
-from trustee_env.checks import CallRecord, run_checks, validate_call
+from trustee_env.checks import CallRecord, _best_assignment, run_checks, validate_call
 from trustee_env.config import TrusteeConfig
 from trustee_env.difficulty import budget_for
 from trustee_env.errors import EpisodeStateError, LLMError
@@ -33,7 +32,7 @@ from trustee_env.llm.usage import Usage
 from trustee_env.parsing import as_assistant_message, parse_message
 from trustee_env.prompts import fence, render
 from trustee_env.roles import Judge, TaskGenerator, ToolSimulator, UserSimulator, Verdict
-from trustee_env.schemas import Aspects, Role, Task, ToolCall, canonical_json, derive_seed
+from trustee_env.schemas import Aspects, Role, Task, ToolCall, canonical_json, derive_seed, json_copy
 from trustee_env.spaces import Observation, StepInfo
 from trustee_env.trajectory import SimFault, Timings, Trajectory
 
@@ -113,6 +112,8 @@ class Episode:
         self.finished: float | None = None
         self.busy_s = 0.0
         self._role_calls: dict[str, int] = {}
+        self._tools_of: Task | None = None  # the task whose tools ``_tools_json`` holds
+        self._tools_json = "[]"
         self.task = task
         self.difficulty = float(difficulty)
         self.aspects = aspects
@@ -141,7 +142,7 @@ class Episode:
         if self.task is not None:
             self.aspects = self.task.aspects
             self.difficulty = self.task.difficulty
-            self.state = copy.deepcopy(self.task.initial_state)
+            self.state = json_copy(self.task.initial_state)
             default_steps, default_calls = budget_for(self.task.aspects)
             self.max_steps = self.config.max_steps or default_steps
             self.max_tool_calls = self.config.max_tool_calls or default_calls
@@ -165,7 +166,8 @@ class Episode:
         if self.config.tool_format == "native":
             return task.system_prompt
         tools = [tool.to_openai() for tool in task.tools]
-        return task.system_prompt + "\n\n" + render(f"policy_tools_{self.config.tool_format}.j2", tools=tools).strip()
+        template = f"policy_tools_{self.config.tool_format}.j2"
+        return task.system_prompt + "\n\n" + render(template, self.config.prompt_dir, tools=tools).strip()
 
     def _check_phase(self) -> None:
         if self.phase is Phase.NEW:
@@ -312,7 +314,7 @@ class Episode:
         Tool results, feedback and the simulated user's reply, in order: what a trainer appends as
         environment tokens after the policy's own turn.
         """
-        return copy.deepcopy(self.messages[self._reply_start :])
+        return json_copy(self.messages[self._reply_start :])
 
     # ------------------------------------------------------------------ helpers
 
@@ -327,7 +329,9 @@ class Episode:
         """
         if self.task is None or not self.task.expected_calls:
             return None
-        return not run_checks(self.task, self.records).missing
+        # Only the matching part of ``run_checks`` (its ``missing`` list is what this reads).
+        ok_records = [record for record in self.records if record.status == "ok"]
+        return len(_best_assignment(self.task.expected_calls, ok_records)) == len(self.task.expected_calls)
 
     def _fault(self, err: LLMError) -> None:
         if self.config.raise_on_sim_fault:
@@ -352,9 +356,16 @@ class Episode:
         self.messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
 
     def observation(self) -> Observation:
-        """A fresh copy of what the policy sees: chat messages and the tools in OpenAI form."""
-        tools = [tool.to_openai() for tool in self.task.tools] if self.task else []
-        return {"messages": copy.deepcopy(self.messages), "tools": tools}
+        """A fresh copy of what the policy sees: chat messages and the tools in OpenAI form.
+
+        The tools are serialised once per task and decoded per observation: a private copy for the
+        caller (never the catalog's shared schema dicts) at a fraction of a deep copy's cost.
+        """
+        if self._tools_of is not self.task:
+            tools = [tool.to_openai() for tool in self.task.tools] if self.task else []
+            self._tools_json = json.dumps(tools, ensure_ascii=False)
+            self._tools_of = self.task
+        return {"messages": json_copy(self.messages), "tools": json.loads(self._tools_json)}
 
     def _info(self, *, final: bool = False) -> StepInfo:
         info: StepInfo = {
@@ -373,7 +384,7 @@ class Episode:
                 verdict=self.verdict.model_dump(mode="json") if self.verdict else None,
                 task=self.task.model_dump(mode="json") if self.task else None,
                 termination=self.termination,
-                world_state=copy.deepcopy(self.state),
+                world_state=json_copy(self.state),
             )
         return info
 
@@ -391,9 +402,9 @@ class Episode:
             task=self.task,
             difficulty=self.difficulty,
             aspects=self.aspects,
-            messages=copy.deepcopy(self.messages),
+            messages=json_copy(self.messages),
             calls=list(self.records),
-            world_state=copy.deepcopy(self.state),
+            world_state=json_copy(self.state),
             termination=self.termination,
             reward=self.reward,
             verdict=self.verdict,
