@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="model name at --base-url (default: ask the server)")
     parser.add_argument("--engine", default="llama-cpp-python", help="embedded server engine (auto, llama-server, ...)")
     parser.add_argument("--concurrency", type=int, default=1, help="episodes in flight per agent")
+    parser.add_argument("--threads", type=int, help="embedded server threads (default: every core)")
     parser.add_argument("--ungrounded", default="reject", choices=["reject", "relax"])
     parser.add_argument("--max-steps", type=int, help="policy messages per episode (default: from the task)")
     parser.add_argument("--out", help="also write the per-episode rows (JSONL) here")
@@ -159,7 +160,10 @@ def main(argv: list[str] | None = None) -> int:
             options.update(base_url=args.base_url, model=args.model)
             result["endpoint"] = {"base_url": args.base_url, "model": args.model}
         else:
-            server = stack.enter_context(LocalServer(ServerSpec(engine=pick_engine(args.engine))))
+            spec = ServerSpec(engine=pick_engine(args.engine))
+            if args.threads:
+                spec.threads = args.threads
+            server = stack.enter_context(LocalServer(spec))
             options.update(base_url=server.base_url, model=server.model_name)
             result["endpoint"] = {"engine": server.spec.engine, "model": "SmolLM2-135M-Instruct (embedded)"}
         per_agent: dict[str, list[dict[str, Any]]] = {}

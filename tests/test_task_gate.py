@@ -487,3 +487,24 @@ def test_attempt_seeds_match_the_episode_formula():
     from trustee_env.roles.task_generator import _task_seed
 
     assert [_task_seed(42, k) for k in range(3)] == [derive_seed(42, "task", k) for k in range(3)]
+
+
+def test_gate_options_come_from_the_config_and_the_duplicate_rate_is_measured(fake_server, mock_catalog) -> None:
+    import gymnasium as gym
+
+    from trustee_env.testing import ScriptedSimulator
+
+    server = fake_server(ScriptedSimulator())
+    env = gym.make("Trustee-v0", base_url=server.base_url, catalog=mock_catalog, task_dedup_window=5, difficulty=10)
+    generator = env.unwrapped.roles.task_generator
+    assert generator.require_records is True and generator._recent.maxlen == 5
+    for seed in range(3):  # the scripted generator writes near-identical tasks for every seed
+        env.reset(seed=seed)
+        env.unwrapped.finish("test")
+    gate = env.unwrapped.stats["task_gate"]
+    assert gate["near_duplicates"] >= 1, gate  # regenerated at least once
+    assert gate["tasks"] == 3 and gate["near_duplicates_seen"] >= 1
+    env.close()
+    off = gym.make("Trustee-v0", base_url=server.base_url, catalog=mock_catalog, task_require_records=False)
+    assert off.unwrapped.roles.task_generator.require_records is False
+    off.close()

@@ -168,6 +168,17 @@ class TrusteeConfig(BaseSettings):
         description="An expected exact/normalized argument the user could not know: reject the task (retry) or "
         "relax its matcher to 'any'.",
     )
+    task_require_records: bool = Field(
+        default=True,
+        description="Task gate: an expected call to a read-only tool must name records (ids, numbers, codes) that "
+        "exist in the task's initial world state.",
+    )
+    task_dedup_window: int = Field(
+        default=0,
+        ge=0,
+        description="Task gate: regenerate a task that nearly duplicates one of the last N accepted (0 = off; "
+        "on, a seed's task depends on earlier tasks, so it replays only from the cache). The rate is always measured.",
+    )
     user_goal_gate: bool = Field(
         default=True,
         description="Bound the simulated user's stop decision by deterministic progress: it cannot give up once "

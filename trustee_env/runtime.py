@@ -76,7 +76,11 @@ def build_roles(config: TrusteeConfig, cache: ResponseCache | None = None) -> Ro
     prompts = config.prompt_dir
     return Roles(
         task_generator=TaskGenerator(
-            client(Role.TASK_GENERATOR), ungrounded=config.ungrounded_arguments, prompt_dir=prompts
+            client(Role.TASK_GENERATOR),
+            ungrounded=config.ungrounded_arguments,
+            prompt_dir=prompts,
+            require_records=config.task_require_records,
+            dedup_window=config.task_dedup_window,
         ),
         user=UserSimulator(client(Role.USER), prompt_dir=prompts),
         tool=ToolSimulator(client(Role.TOOL), prompt_dir=prompts),

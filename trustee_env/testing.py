@@ -281,6 +281,16 @@ def example_for(schema: dict[str, Any]) -> Any:
     return None
 
 
+def _scalar_fields(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"<argument>": value}`` for every scalar argument of the calls (flat, as a world-state record)."""
+    return {
+        name: value
+        for call in calls
+        for name, value in call["arguments"].items()
+        if isinstance(value, (str, int, float, bool))
+    }
+
+
 @dataclass
 class ScriptedSimulator:
     """A handler that plays all four roles deterministically from scripts.
@@ -352,7 +362,8 @@ class ScriptedSimulator:
             "user_facts": {k: v for k, v in facts.items() if not isinstance(v, (list, dict))},
             "first_query": "Please help me. Details: " + json.dumps([c["arguments"] for c in calls]),
             "expected_calls": calls,
-            "initial_state": {"records": [{"id": "r1", "status": "open"}]},
+            # Every example value is in the state, so read tools find "their" records (the task gate checks it).
+            "initial_state": {"records": [{"id": "r1", "status": "open", **_scalar_fields(calls)}]},
             "rubric": ["The request was completed."],
         }
 

@@ -67,6 +67,7 @@ __all__ = [
 
 GATE_CHECKS = ("calls", "natural_language", "grounded", "records_exist", "near_duplicate")
 MAX_ALTERNATIVES = 3
+REPORT_WINDOW = 64  # recent tasks the near-duplicate rate is measured against
 ALTERNATIVE_MAX_STRING = 60
 
 
@@ -451,6 +452,7 @@ class GateStats:
     requests_failed: int = 0
     regenerations: int = 0
     near_duplicates: int = 0
+    near_duplicates_seen: int = 0  # accepted tasks close to one of the last REPORT_WINDOW (measured, not rejected)
     tasks: int = 0
     gave_up: int = 0
     cache_hits: int = 0
@@ -509,6 +511,8 @@ class TaskGenerator:
         self.dedup_ratio = dedup_ratio
         self.gate_stats = GateStats()
         self._recent: deque[tuple[int, str]] = deque(maxlen=max(0, dedup_window))
+        # Always measured (gate_stats.near_duplicates_seen), whether or not duplicates are regenerated.
+        self._seen: deque[tuple[int, str]] = deque(maxlen=REPORT_WINDOW)
 
     # ------------------------------------------------------------------ the gate
 
@@ -681,8 +685,12 @@ class TaskGenerator:
 
     def _accept(self, task: Task, notes: list[str]) -> Task:
         self.gate_stats.tasks += 1
+        text = _normalized_text(task)
+        if any(seed != task.seed and similarity(text, other) >= self.dedup_ratio for seed, other in self._seen):
+            self.gate_stats.near_duplicates_seen += 1
+        self._seen.append((task.seed, text))
         if self._recent.maxlen:
-            self._recent.append((task.seed, _normalized_text(task)))
+            self._recent.append((task.seed, text))
         return _with_notes(task, notes) if notes else task
 
     def build(
