@@ -85,9 +85,17 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def run_agent(
-    name: str, options: dict[str, Any], seeds: list[int], difficulties: list[float], concurrency: int
+    name: str,
+    options: dict[str, Any],
+    seeds: list[int],
+    difficulties: list[float],
+    concurrency: int,
+    gate: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every (difficulty, seed) episode of one agent, ``concurrency`` at a time (one env each)."""
+    """Every (difficulty, seed) episode of one agent, ``concurrency`` at a time (one env each).
+
+    ``gate``: filled with the task gate's counts summed over the envs (what the task generator saw).
+    """
     agent = make_agent(name, options.get("tool_format", "native"))
     jobs = [(difficulty, seed) for difficulty in difficulties for seed in seeds]
     rows: list[dict[str, Any]] = []
@@ -100,6 +108,15 @@ async def run_agent(
                 rows.append(await play(env, agent, seed=seed, difficulty=difficulty))
 
         await asyncio.gather(*(worker(env) for env in envs))
+        if gate is not None:
+            for env in envs:
+                for key, value in env.roles.task_generator.gate_stats.as_dict().items():
+                    if isinstance(value, dict):
+                        merged = gate.setdefault(key, {})
+                        for sub, count in value.items():
+                            merged[sub] = merged.get(sub, 0) + count
+                    else:
+                        gate[key] = gate.get(key, 0) + value
     return sorted(rows, key=lambda row: (row["difficulty"], row["seed"]))
 
 
@@ -121,6 +138,20 @@ def report(per_agent: dict[str, list[dict[str, Any]]], difficulties: list[float]
     fault_rate = sum(1 for row in all_rows if row["sim_fault"]) / len(all_rows) if all_rows else 0.0
     targets[f"sim_fault_rate <= {MAX_SIM_FAULT_RATE}"] = fault_rate <= MAX_SIM_FAULT_RATE
     return {"agents": agents, "sim_fault_rate": round(fault_rate, 3), "targets_met": targets}
+
+
+def gate_report(gate: dict[str, Any]) -> dict[str, Any]:
+    """The task gate's pass rates over the generated tasks (see ``TaskGenerator.gate_stats``)."""
+    drafts, requests, tasks = gate.get("drafts_checked", 0), gate.get("requests", 0), gate.get("tasks", 0)
+    return {
+        **gate,
+        "draft_pass_rate": round(gate.get("drafts_passed", 0) / drafts, 3) if drafts else None,
+        "first_draft_pass_rate": round(gate.get("first_draft_passed", 0) / requests, 3) if requests else None,
+        "task_fault_rate": round(gate.get("gave_up", 0) / (tasks + gate.get("gave_up", 0)), 3)
+        if tasks + gate.get("gave_up", 0)
+        else None,
+        "near_duplicate_rate": round(gate.get("near_duplicates_seen", 0) / tasks, 3) if tasks else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,9 +198,13 @@ def main(argv: list[str] | None = None) -> int:
             options.update(base_url=server.base_url, model=server.model_name)
             result["endpoint"] = {"engine": server.spec.engine, "model": "SmolLM2-135M-Instruct (embedded)"}
         per_agent: dict[str, list[dict[str, Any]]] = {}
-        for name in args.agents:
-            per_agent[name] = asyncio.run(run_agent(name, options, seeds, args.difficulties, args.concurrency))
+        gate: dict[str, Any] = {}
+        for index, name in enumerate(args.agents):
+            # The first agent's run generates every task (the others replay them from the cache).
+            counts = gate if index == 0 else None
+            per_agent[name] = asyncio.run(run_agent(name, options, seeds, args.difficulties, args.concurrency, counts))
     result.update(report(per_agent, args.difficulties))
+    result["task_gate"] = gate_report(gate)
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
     result["trajectories"] = options["trajectory_path"]
     if args.out:
