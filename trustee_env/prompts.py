@@ -65,6 +65,7 @@ def _environment(extra_dir: str | None = None) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # templates are read once: no stat() of the file on every render
     )
     env.filters["fence"] = fence
     env.filters["json"] = _to_json

@@ -18,6 +18,8 @@ One call = one role asking for one structured answer:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime
 import functools
 import itertools
 import json
@@ -27,8 +29,9 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+import anyio
 import json_repair
 import openai
 from openai.types.chat import ChatCompletion
@@ -63,9 +66,21 @@ _FENCE_RE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 _format_for_url: dict[str, str] = {}
 _model_for_url: dict[str, str] = {}
 _endpoint_lock = threading.Lock()
-# One AsyncOpenAI per (event loop, base URL, key): httpx clients must not cross loops.
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shard:
+    """One SDK client and what a direct POST through its HTTP client needs (headers built once)."""
+
+    sdk: openai.AsyncOpenAI
+    http: Any  # the SDK's own httpx client, with our connection limits
+    url: Any  # the chat completions URL, parsed once (an httpx URL)
+    headers: dict[str, str]
+
+
+# Client shards per (event loop, base URL, key): httpx clients must not cross loops.
 _clients: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[tuple[str, str, float], tuple[list[openai.AsyncOpenAI], Any]]
+    asyncio.AbstractEventLoop, dict[tuple[str, str, float], tuple[list[_Shard], Any]]
 ] = weakref.WeakKeyDictionary()
 
 
@@ -99,6 +114,15 @@ def parse_json_output(text: str) -> Any:
 def _schema_for(output: type[BaseModel]) -> dict[str, Any]:
     """A model's JSON schema, built once (pydantic regenerates it on every call otherwise)."""
     return output.model_json_schema()
+
+
+def _json_default(value: Any) -> Any:
+    """What the SDK's request encoder does with values JSON lacks (pydantic models, datetimes)."""
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, BaseModel):
+        return value.model_dump(exclude_unset=True, mode="json", by_alias=True)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _validation_messages(err: ValidationError) -> list[str]:
@@ -150,8 +174,29 @@ def _http_client(concurrency: int, secure: bool = True) -> Any:
 CONNECTIONS_PER_CLIENT = 32
 
 
-def _client_for(url: str, endpoint: EndpointConfig) -> openai.AsyncOpenAI:
-    """An SDK client for this loop and URL: one of ``ceil(concurrency / 32)`` shards, round robin.
+def _shard(url: str, endpoint: EndpointConfig, size: int) -> _Shard:
+    """An SDK client (for its errors, ``/models`` and headers) around an HTTP client we also post through."""
+    http = _http_client(size, secure=not url.startswith("http://"))
+    sdk = openai.AsyncOpenAI(
+        base_url=url,
+        api_key=endpoint.api_key or "EMPTY",
+        timeout=endpoint.timeout,
+        max_retries=0,  # one retry loop only: ours
+        http_client=http,
+    )
+    # What the SDK sends with every request (Accept, Content-Type, User-Agent, organisation and project when
+    # set, auth), less its X-Stainless-* telemetry: every header is parsed and validated again per request.
+    headers = {
+        name: value
+        for name, value in sdk.default_headers.items()
+        if isinstance(value, str) and not name.lower().startswith("x-stainless")
+    }
+    headers.update(sdk.auth_headers)
+    return _Shard(sdk=sdk, http=http, url=_httpx()[0].URL(f"{url}/chat/completions"), headers=headers)
+
+
+def _client_for(url: str, endpoint: EndpointConfig) -> _Shard:
+    """A client shard for this loop and URL: one of ``ceil(concurrency / 32)`` shards, round robin.
 
     httpcore scans every pooled connection on each request and response (O(pool size)), which
     dominates at hundreds of requests in flight; small pools keep that scan short.
@@ -163,17 +208,7 @@ def _client_for(url: str, endpoint: EndpointConfig) -> openai.AsyncOpenAI:
     if shards is None:
         count = max(1, -(-endpoint.concurrency // CONNECTIONS_PER_CLIENT))
         size = -(-endpoint.concurrency // count)
-        clients = [
-            openai.AsyncOpenAI(
-                base_url=url,
-                api_key=endpoint.api_key or "EMPTY",
-                timeout=endpoint.timeout,
-                max_retries=0,  # one retry loop only: ours
-                http_client=_http_client(size, secure=not url.startswith("http://")),
-            )
-            for _ in range(count)
-        ]
-        shards = per_loop[key] = (clients, itertools.count())
+        shards = per_loop[key] = ([_shard(url, endpoint, size) for _ in range(count)], itertools.count())
     clients, turn = shards
     return clients[next(turn) % len(clients)]
 
@@ -229,7 +264,12 @@ class LLMClient:
         """
         schema = schema or _schema_for(output)
         # The key names the configured model, so a replay needs no server to resolve "auto".
-        key = self._cache_key(kind="structured", messages=messages, seed=seed, schema=schema)
+        # Hashing the whole request costs as much as sending it: only done when there is a cache.
+        key = (
+            self._cache_key(kind="structured", messages=messages, seed=seed, schema=schema)
+            if self.cache is not None
+            else ""
+        )
         cached = self._cache_get(key)
         if cached is not None:
             usage.record(self.role, cache_hit=True, **cached["usage"])
@@ -256,12 +296,12 @@ class LLMClient:
                 usage=usage,
             )
             retries += tries
-            if completion.usage is not None:
-                totals["prompt_tokens"] += completion.usage.prompt_tokens or 0
-                totals["completion_tokens"] += completion.usage.completion_tokens or 0
-            choice = completion.choices[0]
-            raw = choice.message.content or ""
-            if choice.finish_reason == "length":
+            tokens = completion.get("usage") or {}
+            totals["prompt_tokens"] += tokens.get("prompt_tokens") or 0
+            totals["completion_tokens"] += tokens.get("completion_tokens") or 0
+            choice = completion["choices"][0]
+            raw = (choice.get("message") or {}).get("content") or ""
+            if choice.get("finish_reason") == "length":
                 truncated += 1
                 errors = ["your answer was cut off at the length limit: write shorter values and close the JSON"]
             else:
@@ -271,7 +311,6 @@ class LLMClient:
                 except ValueError as err:  # includes ValidationError
                     errors = _validation_messages(err) if isinstance(err, ValidationError) else [str(err)]
                 if not errors:
-                    record = {"usage": {**totals, "repairs": attempt}, "output": value.model_dump(mode="json")}
                     usage.record(
                         self.role,
                         repairs=attempt,
@@ -280,7 +319,10 @@ class LLMClient:
                         prompt_tokens=totals["prompt_tokens"],
                         completion_tokens=totals["completion_tokens"],
                     )
-                    self._cache_put(key, record)
+                    if self.cache is not None:
+                        self._cache_put(
+                            key, {"usage": {**totals, "repairs": attempt}, "output": value.model_dump(mode="json")}
+                        )
                     return value
             if attempt + 1 < attempts:
                 attempt_messages = [
@@ -328,16 +370,18 @@ class LLMClient:
         tools: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """A free-text completion (the policy's turn); returns the assistant message as a dict."""
-        key = self._cache_key(kind="chat", messages=messages, seed=seed, schema=tools)
+        key = self._cache_key(kind="chat", messages=messages, seed=seed, schema=tools) if self.cache is not None else ""
         cached = self._cache_get(key)
         if cached is not None:
             usage.record(self.role, cache_hit=True, **cached["usage"])
             return dict(cached["output"])
         model = await self._model()
         started = time.perf_counter()
-        completion, retries = await self._send(
+        data, retries = await self._send(
             model, messages, seed=seed, schema=None, max_tokens=self.endpoint.max_tokens, tools=tools, usage=usage
         )
+        # The SDK's own typed parse (what ``cast_to=ChatCompletion`` did), for its tool-call objects.
+        completion = ChatCompletion.model_construct(**data)
         message = completion.choices[0].message
         out: dict[str, Any] = {"role": "assistant", "content": message.content or ""}
         if message.tool_calls:
@@ -363,7 +407,7 @@ class LLMClient:
         return content_hash({"role": self.role, "model": model, "sampling": sampling, **request}, length=64)
 
     def _cache_get(self, key: str) -> dict[str, Any] | None:
-        if self.cache is None:
+        if self.cache is None or not key:
             return None
         hit = self.cache.get(key)
         if hit is None and self.cache.mode == "replay_only":
@@ -387,7 +431,7 @@ class LLMClient:
         if known:
             return known
         try:
-            page = await _client_for(url, self.endpoint).models.list()
+            page = await _client_for(url, self.endpoint).sdk.models.list()
         except openai.OpenAIError as err:
             raise self._translate(err, attempts=1) from err
         if not page.data:
@@ -415,8 +459,8 @@ class LLMClient:
         max_tokens: int,
         tools: list[dict[str, Any]] | None = None,
         usage: Usage | None = None,
-    ) -> tuple[Any, int]:
-        """One request with transport retries; returns (completion, retries used)."""
+    ) -> tuple[dict[str, Any], int]:
+        """One request with transport retries; returns (the completion as decoded JSON, retries used)."""
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.endpoint.max_retries + 1),
             wait=wait_exponential_jitter(multiplier=0.25, max=8.0, jitter=0.25),
@@ -455,7 +499,7 @@ class LLMClient:
         max_tokens: int,
         tools: list[dict[str, Any]] | None,
         usage: Usage | None = None,
-    ) -> ChatCompletion:
+    ) -> dict[str, Any]:
         client = _client_for(url, self.endpoint)
         body: dict[str, Any] = {
             "model": model,
@@ -493,20 +537,35 @@ class LLMClient:
         finally:
             limiter.release()
 
-    async def _post(self, client: openai.AsyncOpenAI, body: dict[str, Any]) -> ChatCompletion:
-        """POST /chat/completions with our JSON as is.
+    async def _post(self, shard: _Shard, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /chat/completions with our JSON as is; returns the answer as decoded JSON.
 
-        ``client.post`` skips the SDK's per-request walk over every message and schema
-        (``chat.completions.create`` transforms the params recursively: ~2 ms for a task-generator
-        schema, more than all of Trustee's own work per step), while keeping its typed response,
-        errors and connection pool.
+        Sent through the SDK client's own HTTP client and headers, with the SDK's exceptions
+        (``APITimeoutError``, ``APIConnectionError``, and ``APIStatusError`` subclasses built by the SDK
+        itself from the response), so retries and error translation are unchanged. What is skipped is the
+        SDK's per-request machinery around that (request options model, header merging, URL building,
+        response wrappers and the ``ChatCompletion`` object tree): ~1 ms of CPU per call, about a quarter
+        of a call's whole client cost, measured with ``benchmarks/bench_env.py``. ``chat.completions.create``
+        would also walk every message and schema (~2 ms for a task-generator schema).
         """
-        return await client.post(
-            "/chat/completions",
-            cast_to=ChatCompletion,
-            body=body,
-            options={"headers": {"X-Trustee-Role": self.role}},
+        httpx_module = _httpx()[0]
+        content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_json_default)
+        request = shard.http.build_request(
+            "POST",
+            shard.url,
+            content=content.encode(),
+            headers={**shard.headers, "X-Trustee-Role": self.role},
+            timeout=self.endpoint.timeout,
         )
+        try:
+            response = await shard.http.send(request)
+        except httpx_module.TimeoutException as err:
+            raise openai.APITimeoutError(request=request) from err
+        except (httpx_module.RequestError, ssl.SSLError, anyio.EndOfStream) as err:
+            raise openai.APIConnectionError(request=request) from err
+        if response.status_code >= 400:
+            raise shard.sdk._make_status_error_from_response(response) from None
+        return cast(dict[str, Any], json.loads(response.content))
 
     def _translate(self, err: openai.OpenAIError, *, attempts: int, model: str = "") -> LLMError:
         where = f"{self.role} @ {', '.join(self.urls)}"

@@ -8,7 +8,7 @@ steps. Latency and cache hits live in ``timing_view()``, for ``env.stats`` and t
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = ["RoleUsage", "Usage"]
@@ -27,6 +27,13 @@ class RoleUsage:
     latency_s: float = 0.0
     queued: int = 0  # requests that waited for a slot under the endpoint's concurrency limit
     queue_wait_s: float = 0.0  # seconds they waited (part of latency_s)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counters as a dict (``dataclasses.asdict`` deep-copies through its generic walk: ~10x slower)."""
+        return {name: getattr(self, name) for name in _ROLE_FIELDS}
+
+
+_ROLE_FIELDS = tuple(f.name for f in fields(RoleUsage))
 
 
 @dataclass
@@ -70,8 +77,8 @@ class Usage:
         with self._lock:
             for role, theirs in other.roles.items():
                 mine = self.roles.setdefault(role, RoleUsage())
-                for name, value in asdict(theirs).items():
-                    setattr(mine, name, getattr(mine, name) + value)
+                for name in _ROLE_FIELDS:
+                    setattr(mine, name, getattr(mine, name) + getattr(theirs, name))
 
     def info_view(self) -> dict[str, dict[str, int]]:
         """Deterministic counters per role, for ``info["usage"]``."""
@@ -87,7 +94,7 @@ class Usage:
 
     def timing_view(self) -> dict[str, dict[str, Any]]:
         """Everything per role, including latency, transport retries and cache hits."""
-        return {role: asdict(entry) for role, entry in sorted(self.roles.items())}
+        return {role: entry.as_dict() for role, entry in sorted(self.roles.items())}
 
     @property
     def latency_s(self) -> float:

@@ -1,0 +1,89 @@
+"""The LLM client's direct POST keeps the SDK's typed errors, our retries and the answer shape.
+
+Requests go through the SDK client's own HTTP client and headers, but not through its request
+machinery; these tests pin what must not change: 429/5xx retried then ``LLMStatusError`` with the
+SDK's status class underneath, timeouts and refused connections typed, the headers every server sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import openai
+import pytest
+from pydantic import BaseModel
+
+from trustee_env.config import EndpointConfig
+from trustee_env.errors import LLMConnectionError, LLMStatusError, LLMTimeoutError
+from trustee_env.llm.client import LLMClient
+from trustee_env.llm.usage import Usage
+from trustee_env.testing import FakeLLMServer, Reply
+
+
+class Answer(BaseModel):
+    text: str
+
+
+def _client(base_url: str, **options: Any) -> LLMClient:
+    endpoint = EndpointConfig(base_url=base_url, model="fake-model", timeout=5.0, max_retries=2, **options)
+    return LLMClient("tool", endpoint)
+
+
+def _ask(client: LLMClient, usage: Usage | None = None) -> Answer:
+    messages = [{"role": "user", "content": "hi"}]
+    return asyncio.run(client.structured(messages, Answer, seed=1, usage=usage or Usage()))
+
+
+def test_answer_headers_and_body_reach_the_server() -> None:
+    with FakeLLMServer(lambda role, request: {"text": "ok"}) as server:
+        usage = Usage()
+        assert _ask(_client(server.base_url), usage) == Answer(text="ok")
+        role, body = server.requests[-1]
+    assert role == "tool"
+    assert body["model"] == "fake-model" and body["seed"] == 1
+    assert body["response_format"]["type"] == "json_schema"
+    assert usage.roles["tool"].calls == 1 and usage.roles["tool"].completion_tokens > 0
+
+
+def test_retryable_status_is_retried_then_succeeds() -> None:
+    replies = [Reply(status=429), Reply(status=503)]
+
+    def handler(role: str, request: dict[str, Any]) -> Any:
+        return replies.pop(0) if replies else {"text": "ok"}
+
+    with FakeLLMServer(handler) as server:
+        usage = Usage()
+        assert _ask(_client(server.base_url), usage).text == "ok"
+    assert usage.roles["tool"].retries == 2
+
+
+@pytest.mark.parametrize(("status", "sdk_error"), [(429, openai.RateLimitError), (400, openai.BadRequestError)])
+def test_status_errors_keep_the_sdk_class(status: int, sdk_error: type[Exception]) -> None:
+    with FakeLLMServer(lambda role, request: Reply(status=status)) as server:
+        with pytest.raises(LLMStatusError) as caught:
+            _ask(_client(server.base_url, response_format="json_schema"))
+        tries = len(server.requests)
+    assert caught.value.status_code == status
+    assert isinstance(caught.value.__cause__, sdk_error)
+    assert tries == (3 if status == 429 else 1)  # 429 is retried (max_retries=2), 400 is not
+
+
+def test_timeout_is_typed() -> None:
+    with FakeLLMServer(lambda role, request: Reply(content={"text": "late"}, delay_s=2.0)) as server:
+        client = LLMClient("tool", EndpointConfig(base_url=server.base_url, model="m", timeout=0.3, max_retries=0))
+        with pytest.raises(LLMTimeoutError) as caught:
+            _ask(client)
+    assert isinstance(caught.value.__cause__, openai.APITimeoutError)
+
+
+def test_refused_connection_is_typed() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens once the socket is closed
+    client = LLMClient("tool", EndpointConfig(base_url=f"http://127.0.0.1:{port}/v1", model="m", max_retries=0))
+    with pytest.raises(LLMConnectionError) as caught:
+        _ask(client)
+    assert type(caught.value) is LLMConnectionError
+    assert isinstance(caught.value.__cause__, openai.APIConnectionError)
