@@ -11,7 +11,14 @@ Runs against the scripted OpenAI-compatible server (``trustee_env.testing.FakeLL
   server stopped: speed-up and identity;
 * ``memory``: RSS growth per in-flight episode between 16 and 1024 episodes.
 
-Usage: ``python benchmarks/bench_env.py [--quick]`` (prints one JSON object).
+The server's answers carry random content as long as the answer schemas allow (a task of ~2,000
+characters, tool results filled to their bounds, user turns and judge rationales of ~400 characters),
+so parsing, validation and the growing transcripts cost what they cost against a real model.
+``throughput`` also reports *process CPU ms per LM call* (``time.process_time``) for Trustee and for a
+bare ``AsyncOpenAI`` loop sending the very same request bodies; the server runs in its own process, so
+that is the client's CPU alone. The difference is Trustee's own cost per call (target: <= 1 ms).
+
+Usage: ``python benchmarks/bench_env.py [--quick] [--sections throughput ...]`` (prints one JSON object).
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import contextlib
 import gc
 import json
 import multiprocessing
+import os
+import random
 import resource
 import statistics
 import sys
@@ -40,8 +49,118 @@ from trustee_env.parsing import render_tool_calls
 from trustee_env.schemas import ToolCall
 from trustee_env.testing import FakeLLMServer, ScriptedSimulator, example_for
 
-CATALOG = Catalog.load(Path(__file__).resolve().parent.parent / "tests" / "data" / "mock_catalog.json")
+MOCK_CATALOG = Path(__file__).resolve().parent.parent / "tests" / "data" / "mock_catalog.json"
+CATALOG = Catalog.default()  # the bundled catalog: realistic tool and result schemas
 PINNED = {"num_calls": 1, "num_turns": 1, "num_tools": 3}
+
+_WORDS = (
+    "the order account customer booking flight hotel payment invoice refund delivery address status "
+    "please could you check update cancel confirm today tomorrow next week my our their with for about "
+    "since because after before while details number reference request service support team store item "
+    "price total balance schedule meeting room city weather forecast report record history note message "
+    "agent user tool call result answer correct expected goal completed quickly carefully politely again "
+    "shipping warranty subscription plan upgrade device network password email phone calendar reminder"
+).split()
+
+
+def prose(rng: random.Random, max_chars: int, min_chars: int = 0) -> str:
+    """Random English-looking sentences, between ``min_chars`` and ``max_chars`` long, ending in a full stop."""
+    target = rng.randint(max(min_chars, int(max_chars * 0.7)), max_chars) - 1
+    words: list[str] = []
+    length = 0
+    while True:
+        word = rng.choice(_WORDS)
+        if length + len(word) + 1 > target:
+            break
+        words.append(word)
+        length += len(word) + 1
+    text = " ".join(words or ["ok"]).capitalize()
+    return text[: max(1, max_chars - 1)] + "."
+
+
+def fill(schema: dict[str, Any], rng: random.Random) -> Any:
+    """A random value valid under an answer schema, as large as its bounds allow (strings, arrays)."""
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return rng.choice(schema["enum"])
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return fill(rng.choice(schema[key]), rng)
+    kind = schema.get("type", "object")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {name: fill(sub, rng) for name, sub in props.items()}
+    if kind == "array":
+        count = max(int(schema.get("minItems", 0)), min(int(schema.get("maxItems", 3)), 3))
+        return [fill(schema.get("items", {"type": "string"}), rng) for _ in range(count)]
+    if kind == "string":
+        fmt = schema.get("format")
+        if fmt == "date":
+            return f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        if fmt == "date-time":
+            return f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:15:00Z"
+        if fmt == "time":
+            return f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00"
+        if fmt == "uuid":
+            return str(__import__("uuid").UUID(int=rng.getrandbits(128)))
+        if "pattern" in schema:
+            return example_for(schema)
+        return prose(rng, int(schema.get("maxLength", 200)), int(schema.get("minLength", 0)))
+    if kind == "integer":
+        low = int(schema.get("minimum", 0))
+        return rng.randint(low, int(schema.get("maximum", low + 1000)))
+    if kind == "number":
+        low = float(schema.get("minimum", 0))
+        return round(rng.uniform(low, float(schema.get("maximum", low + 1000))), 2)
+    if kind == "boolean":
+        return rng.random() < 0.5
+    return None
+
+
+def _answer_schema(request: dict[str, Any]) -> dict[str, Any]:
+    fmt = request.get("response_format") or {}
+    return fmt["json_schema"]["schema"] if fmt.get("type") == "json_schema" else fmt.get("schema") or {}
+
+
+class RealisticSimulator(ScriptedSimulator):
+    """The scripted simulator with answers as long as a real model's: random prose up to each field's bound.
+
+    Seeded by the request's own seed, so the same request gets the same answer (replays stay identical).
+    """
+
+    def __call__(self, role: str, request: dict[str, Any]) -> Any:
+        answer = super().__call__(role, request)
+        rng = random.Random(f"{role}:{request.get('seed')}:{len(request.get('messages', []))}")
+        if not isinstance(answer, dict):
+            return answer
+        if role == "task_generator":
+            task = dict(answer)
+            task["system_prompt"] = prose(rng, 780, 600)
+            task["persona"] = {**task["persona"], "description": prose(rng, 200, 150)}
+            task["intent"] = prose(rng, 390, 300)
+            details = task["first_query"]
+            task["first_query"] = (prose(rng, max(20, 395 - len(details)), 10) + " " + details)[:400]
+            task["rubric"] = [prose(rng, 150, 100) for _ in range(3)]
+            return task
+        if role == "tool":
+            schema = _answer_schema(request)
+            result = fill(schema.get("properties", {}).get("result", {"type": "object"}), rng)
+            patch_schema = schema.get("properties", {}).get("state_patch", {})
+            replace = [
+                v
+                for v in patch_schema.get("items", {}).get("anyOf", [])
+                if v["properties"]["op"].get("const") == "replace"
+            ]
+            patch = [fill(replace[0], rng)] if replace and rng.random() < 0.5 else []
+            return {"result": result, "state_patch": patch}
+        if role == "user":
+            return {**answer, "message": prose(rng, 400, 300)}
+        if role == "judge":
+            return {**answer, "rationale": prose(rng, 400, 300)}
+        return answer
 
 
 def rss_mb() -> float:
@@ -108,7 +227,7 @@ def prefix_sharing(requests: list[tuple[str, dict[str, Any]]], limit: int = 150)
 
 
 def bench_overhead(steps: int) -> dict[str, Any]:
-    with FakeLLMServer(ScriptedSimulator()) as server:
+    with FakeLLMServer(RealisticSimulator()) as server:
         env = make_env(server.base_url)
         per_step: list[float] = []
         per_reset: list[float] = []
@@ -141,8 +260,9 @@ def bench_overhead(steps: int) -> dict[str, Any]:
 
 async def bare_client_calls_per_s(
     base_url: str, concurrency: int, calls: int, bodies: list[tuple[str, dict[str, Any]]] | None = None
-) -> float:
-    """Calls/s of a bare AsyncOpenAI loop: tiny "hello" requests, or the exact requests Trustee sent."""
+) -> tuple[float, float]:
+    """(calls/s, process CPU ms per call) of a bare AsyncOpenAI loop: tiny "hello" requests, or the exact
+    requests Trustee sent (same transport as Trustee: the SDK's ``post`` with a typed ``ChatCompletion``)."""
     from openai.types.chat import ChatCompletion
 
     from trustee_env.llm.client import _http_client
@@ -168,11 +288,11 @@ async def bare_client_calls_per_s(
                     options={"headers": {"X-Trustee-Role": role}},
                 )
 
-    t0 = time.perf_counter()
+    cpu0, t0 = time.process_time(), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     await client.close()
-    return calls / elapsed
+    return calls / elapsed, cpu * 1000 / calls
 
 
 @contextlib.contextmanager
@@ -182,7 +302,7 @@ def server_process(latency: float) -> Iterator[str]:
     ready: Any = ctx.Queue()
 
     def serve() -> None:
-        server = FakeLLMServer(ScriptedSimulator(), latency_s=latency).start()
+        server = FakeLLMServer(RealisticSimulator(), latency_s=latency).start()
         ready.put(server.base_url)
         threading.Event().wait()
 
@@ -195,39 +315,90 @@ def server_process(latency: float) -> Iterator[str]:
         process.join(10)
 
 
-def bench_throughput(episodes: int, latency: float) -> dict[str, Any]:
-    with FakeLLMServer(ScriptedSimulator()) as recorder:  # the exact requests one run sends, for a baseline
+def bench_throughput(episodes: int, latency: float, profile: str | None = None, repeat: int = 1) -> dict[str, Any]:
+    """Trustee vs a bare client on the same requests, ``repeat`` times interleaved (medians reported).
+
+    The load on a shared machine drifts within seconds, so each Trustee run is paired with a bare run
+    just before it; CPU per call (``time.process_time``) is the figure that survives the load.
+    """
+    with FakeLLMServer(RealisticSimulator()) as recorder:  # the exact requests one run sends, for a baseline
         asyncio.run(_record_requests(recorder.base_url, episodes))
         sent = list(recorder.requests)
+    runs: list[dict[str, float]] = []
     with server_process(latency) as base_url:
-        bare = asyncio.run(bare_client_calls_per_s(base_url, episodes, episodes * 4))
-        same = asyncio.run(bare_client_calls_per_s(base_url, episodes, len(sent), bodies=sent))
-        envs = [make_env(base_url, concurrency=episodes) for _ in range(episodes)]
+        bare, bare_cpu = asyncio.run(bare_client_calls_per_s(base_url, episodes, episodes * 4))
+        for index in range(repeat):
+            same, same_cpu = asyncio.run(bare_client_calls_per_s(base_url, episodes, len(sent), bodies=sent))
+            envs = [make_env(base_url, concurrency=episodes) for _ in range(episodes)]
 
-        async def run() -> float:
-            t0 = time.perf_counter()
-            await asyncio.gather(*(play(env, seed) for seed, env in enumerate(envs)))
-            return time.perf_counter() - t0
+            async def run(envs: list[TrusteeToolEnv] = envs) -> tuple[float, float]:
+                cpu0, t0 = time.process_time(), time.perf_counter()
+                await asyncio.gather(*(play(env, seed) for seed, env in enumerate(envs)))
+                return time.perf_counter() - t0, time.process_time() - cpu0
 
-        elapsed = asyncio.run(run())
-        calls = sum(env.episode.usage.calls for env in envs)
-        for env in envs:
-            env.close()
-    calls_per_episode = calls / episodes
-    ideal_elapsed = calls_per_episode * latency  # every episode in flight at once, calls in sequence
+            load = os.getloadavg()[0]
+            if profile and index == 0:
+                import cProfile
+
+                profiler = cProfile.Profile()
+                elapsed, cpu = profiler.runcall(asyncio.run, run())
+                profiler.dump_stats(profile)
+            else:
+                elapsed, cpu = asyncio.run(run())
+            calls = sum(env.episode.usage.calls for env in envs)
+            faults = sum(1 for env in envs if env.episode.sim_fault is not None)
+            for env in envs:
+                env.close()
+            ideal_elapsed = calls / episodes * latency  # every episode in flight at once, calls in sequence
+            runs.append(
+                {
+                    "load_average_1min": round(load, 2),
+                    "lm_calls": calls,
+                    "sim_faults": faults,
+                    "elapsed_s": round(elapsed, 3),
+                    "fraction_of_ideal": round(ideal_elapsed / elapsed, 3),
+                    # The bare loop's calls spread over the same number of in-flight slots.
+                    "bare_same_requests_fraction_of_ideal": round(
+                        (len(sent) / episodes * latency) * same / len(sent), 3
+                    ),
+                    "env_calls_per_s": round(calls / elapsed, 1),
+                    "bare_same_requests_calls_per_s": round(same, 1),
+                    "trustee_cpu_ms_per_call": round(cpu * 1000 / calls, 3),
+                    "bare_same_requests_cpu_ms_per_call": round(same_cpu, 3),
+                }
+            )
+
+    def median(name: str) -> float:
+        return round(statistics.median(run[name] for run in runs), 3)
+
+    trustee_cpu, bare_same_cpu = median("trustee_cpu_ms_per_call"), median("bare_same_requests_cpu_ms_per_call")
     return {
         "episodes_in_flight": episodes,
         "latency_s": latency,
-        "lm_calls": calls,
-        "elapsed_s": round(elapsed, 3),
-        "episodes_per_s": round(episodes / elapsed, 2),
-        "ideal_episodes_per_s": round(episodes / ideal_elapsed, 2),
-        "fraction_of_ideal": round(ideal_elapsed / elapsed, 3),
-        "env_calls_per_s": round(calls / elapsed, 1),
-        "bare_asyncopenai_calls_per_s": round(bare, 1),
-        "fraction_of_bare_client": round((calls / elapsed) / bare, 3),
-        "bare_client_same_requests_calls_per_s": round(same, 1),
-        "fraction_of_bare_client_same_requests": round((calls / elapsed) / same, 3),
+        "repeat": repeat,
+        "lm_calls": median("lm_calls"),
+        "fraction_of_ideal": median("fraction_of_ideal"),
+        "bare_same_requests_fraction_of_ideal": median("bare_same_requests_fraction_of_ideal"),
+        "env_calls_per_s": median("env_calls_per_s"),
+        "bare_asyncopenai_hello_calls_per_s": round(bare, 1),
+        "bare_client_same_requests_calls_per_s": median("bare_same_requests_calls_per_s"),
+        "fraction_of_bare_client_same_requests": round(
+            median("env_calls_per_s") / median("bare_same_requests_calls_per_s"), 3
+        ),
+        "cpu_ms_per_call": {
+            "trustee": trustee_cpu,
+            "bare_same_requests": bare_same_cpu,
+            "bare_hello": round(bare_cpu, 3),
+            "trustee_minus_bare_same_requests": round(
+                statistics.median(
+                    run["trustee_cpu_ms_per_call"] - run["bare_same_requests_cpu_ms_per_call"] for run in runs
+                ),
+                3,
+            ),
+            "target_extra_ms": 1.0,
+        },
+        "mean_request_bytes": round(statistics.mean(len(json.dumps(body)) for _, body in sent)),
+        "runs": runs,
     }
 
 
@@ -254,7 +425,7 @@ def play_in_turn(env: TrusteeToolEnv, episodes: int) -> tuple[list[Any], float]:
 def bench_replay(episodes: int, latency: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         cache = str(Path(tmp) / "cache.sqlite")
-        with FakeLLMServer(ScriptedSimulator(), latency_s=latency) as server:
+        with FakeLLMServer(RealisticSimulator(), latency_s=latency) as server:
             base_url = server.base_url
             recorded, record_s = play_in_turn(make_env(base_url, cache_mode="read_write", cache_path=cache), episodes)
         # server stopped: every answer must come from the cache
@@ -271,7 +442,7 @@ def bench_replay(episodes: int, latency: float) -> dict[str, Any]:
 
 def bench_memory(sizes: tuple[int, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    with FakeLLMServer(ScriptedSimulator()) as server:
+    with FakeLLMServer(RealisticSimulator()) as server:
         shared = make_env(server.base_url)
         for size in sizes:
             gc.collect()
@@ -294,6 +465,9 @@ def bench_memory(sizes: tuple[int, ...]) -> dict[str, Any]:
     return out
 
 
+SECTIONS = ("overhead", "throughput", "throughput_1s", "replay", "memory")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
@@ -301,16 +475,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-flight", type=int, default=256)
     parser.add_argument("--replay-episodes", type=int, default=200)
     parser.add_argument("--replay-latency", type=float, default=0.1, help="server latency while recording")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=None, help="run only these sections")
+    parser.add_argument("--profile", default=None, help="cProfile the Trustee run of `throughput` into this file")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved bare/Trustee runs per throughput section")
     args = parser.parse_args(argv)
     quick = args.quick
-    result = {
-        "python": sys.version.split()[0],
-        "overhead": bench_overhead(40 if quick else 400),
-        "throughput": bench_throughput(32 if quick else args.in_flight, args.latency),
-        "throughput_1s": bench_throughput(32 if quick else args.in_flight, 1.0) if not quick else None,
-        "replay": bench_replay(20 if quick else args.replay_episodes, args.replay_latency),
-        "memory": bench_memory((16, 64) if quick else (16, 1024)),
+    in_flight = 32 if quick else args.in_flight
+    wanted = set(args.sections or SECTIONS)
+    if quick and args.sections is None:
+        wanted.discard("throughput_1s")
+    runs = {
+        "overhead": lambda: bench_overhead(40 if quick else 400),
+        "throughput": lambda: bench_throughput(in_flight, args.latency, profile=args.profile, repeat=args.repeat),
+        "throughput_1s": lambda: bench_throughput(in_flight, 1.0, repeat=args.repeat),
+        "replay": lambda: bench_replay(20 if quick else args.replay_episodes, args.replay_latency),
+        "memory": lambda: bench_memory((16, 64) if quick else (16, 1024)),
     }
+    result: dict[str, Any] = {"python": sys.version.split()[0], "cpus": os.cpu_count()}
+    for name in SECTIONS:
+        if name in wanted:
+            result[name] = runs[name]()
+    result["load_average"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=2))
     return 0
 
