@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slots-engine", default="auto", help="engine for the 1-vs-4 slot comparison")
     parser.add_argument("--difficulty", type=float, default=10.0)
     parser.add_argument("--max-steps", type=int, default=3)
-    parser.add_argument("--ungrounded", default="relax", choices=["reject", "relax"])
+    parser.add_argument("--ungrounded", default="ground", choices=["ground", "reject", "relax"])
     parser.add_argument(
         "--policy",
         default="probe",

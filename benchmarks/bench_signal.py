@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", default="llama-cpp-python", help="embedded server engine (auto, llama-server, ...)")
     parser.add_argument("--concurrency", type=int, default=1, help="episodes in flight per agent")
     parser.add_argument("--threads", type=int, help="embedded server threads (default: every core)")
-    parser.add_argument("--ungrounded", default="reject", choices=["reject", "relax"])
+    parser.add_argument("--ungrounded", default="ground", choices=["ground", "reject", "relax"])
     parser.add_argument("--max-steps", type=int, help="policy messages per episode (default: from the task)")
     parser.add_argument("--out", help="also write the per-episode rows (JSONL) here")
     args = parser.parse_args(argv)

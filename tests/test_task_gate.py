@@ -172,7 +172,7 @@ def test_a_good_draft_passes_every_check():
 
 
 def test_ungrounded_value_fails_and_an_alternative_can_ground_it():
-    generator = TaskGenerator(client=None)  # type: ignore[arg-type]
+    generator = TaskGenerator(client=None, ungrounded="reject")  # type: ignore[arg-type]
     call = {"name": "ship_parcel", "arguments": {"country": "DE", "weight_kg": 2}}
     draft = good_draft(
         first_query="Please ship my 2 kg parcel to Germany.",
@@ -508,3 +508,33 @@ def test_gate_options_come_from_the_config_and_the_duplicate_rate_is_measured(fa
     off = gym.make("Trustee-v0", base_url=server.base_url, catalog=mock_catalog, task_require_records=False)
     assert off.unwrapped.roles.task_generator.require_records is False
     off.close()
+
+
+def test_ground_mode_gives_ungrounded_values_to_the_user(fake_server, mock_catalog) -> None:
+    """The default: an expected value the user could not know becomes one of the user's facts (no LM round-trip)."""
+    import gymnasium as gym
+
+    from trustee_env.testing import ScriptedSimulator
+
+    draft = {
+        "system_prompt": "You are the store's assistant.",
+        "persona": {"name": "Sam", "description": "A busy professional."},
+        "intent": "Cancel the order that arrives too late.",
+        "user_facts": {},
+        "first_query": "Please cancel my order, it arrives too late.",
+        "expected_calls": [{"name": "mock_cancel_order", "arguments": {"order_id": "A-100"}}],
+        "initial_state": {"orders": [{"id": "B-7", "status": "open"}]},
+        "rubric": ["The order is cancelled."],
+    }
+    server = fake_server(ScriptedSimulator(task=draft))
+    aspects = {"num_tools": 3, "num_calls": 1, "num_turns": 1, "strictness": 2}
+    for mode, matcher in (("ground", "normalized"), ("relax", "any")):
+        env = gym.make("Trustee-v0", base_url=server.base_url, catalog=mock_catalog, aspects=aspects,
+                       ungrounded_arguments=mode)  # fmt: skip
+        env.reset(seed=1)
+        task = env.unwrapped.episode.task
+        assert task.expected_calls[0].matchers["order_id"] == matcher, mode
+        assert (task.user_facts.get("order_id") == "A-100") is (mode == "ground"), mode
+        assert any("order_id" in note for note in task.notes), task.notes
+        env.close()
+    assert [role for role in server.roles() if role == "task_generator"] == ["task_generator"] * 2  # no repairs

@@ -190,8 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--concurrency", type=int, default=1)
     demo.add_argument(
         "--ungrounded",
-        default="relax",
-        choices=["reject", "relax"],
+        default="ground",
+        choices=["ground", "reject", "relax"],
         help="what to do with expected arguments the user cannot know (small models make many)",
     )
     demo.add_argument("--out", help="JSONL file for the trajectories (default: trustee_runs/demo-<time>.jsonl)")

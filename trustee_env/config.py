@@ -163,10 +163,10 @@ class TrusteeConfig(BaseSettings):
     max_steps: int | None = Field(default=None, ge=1, description="Policy messages per episode; None derives it.")
     max_tool_calls: int | None = Field(default=None, ge=1, description="Tool calls per episode; None derives it.")
     catalog: str | None = Field(default=None, description="Path to a tool catalog; None uses the bundled one.")
-    ungrounded_arguments: Literal["reject", "relax"] = Field(
-        default="reject",
-        description="An expected exact/normalized argument the user could not know: reject the task (retry) or "
-        "relax its matcher to 'any'.",
+    ungrounded_arguments: Literal["ground", "reject", "relax"] = Field(
+        default="ground",
+        description="An expected exact/normalized argument the user could not know: add it to the user's facts "
+        "('ground'), send the task back for repair ('reject'), or relax its matcher to 'any' ('relax').",
     )
     task_require_records: bool = Field(
         default=True,

@@ -482,8 +482,10 @@ class TaskGenerator:
 
     Args:
         client: the task generator's LM client.
-        ungrounded: ``"reject"`` sends ungrounded expected values back for repair; ``"relax"``
-            matches them as ``any``.
+        ungrounded: what happens to an expected value the user could not know (in none of the first
+            query, the user's facts, the initial state): ``"ground"`` adds it to the user's facts (a
+            deterministic repair: the user can give it when asked); ``"reject"`` sends it back to the
+            LM for repair; ``"relax"`` matches it as ``any``.
         prompt_dir: folder searched before the bundled prompts.
         require_records: run the ``records_exist`` check. Off by default until every scripted test
             task holds the records its read tools look up (``ScriptedSimulator``'s default task does not).
@@ -498,7 +500,7 @@ class TaskGenerator:
         self,
         client: LLMClient,
         *,
-        ungrounded: str = "reject",
+        ungrounded: str = "ground",
         prompt_dir: str | None = None,
         require_records: bool = False,
         dedup_window: int = 0,
@@ -704,10 +706,18 @@ class TaskGenerator:
         notes: Sequence[str] = (),
     ) -> Task:
         """Turn a validated draft into a Task: matchers chosen by code, alternatives made ``one_of``,
-        ungrounded values relaxed if asked."""
+        ungrounded values given to the user (``"ground"``) or relaxed (``"relax"``)."""
         by_name = {tool.name: tool for tool in tools}
         ungrounded = _ungrounded_arguments(draft, by_name)
         all_notes: list[str] = list(notes)
+        user_facts = dict(draft.user_facts)
+        if self.ungrounded == "ground":
+            for index, arg in sorted(ungrounded):
+                call = draft.expected_calls[index]
+                key = arg if user_facts.get(arg, call.arguments[arg]) == call.arguments[arg] else f"{call.name}.{arg}"
+                user_facts[key] = call.arguments[arg]
+                all_notes.append(f"expected_calls/{index}.{arg}: value added to the user's facts")
+            ungrounded = set()
         expected: list[ExpectedCall] = []
         for index, call in enumerate(draft.expected_calls):
             tool = by_name[call.name]
@@ -742,7 +752,7 @@ class TaskGenerator:
                 name=draft.persona.name, expertise=aspects.persona, description=draft.persona.description
             ),
             "intent": draft.intent.strip(),
-            "user_facts": draft.user_facts,
+            "user_facts": user_facts,
             "first_query": draft.first_query.strip(),
             "expected_calls": expected,
             "initial_state": draft.initial_state,
