@@ -183,15 +183,17 @@ def _python_server_cache_args(megabytes: int) -> list[str]:
 
 
 def _die_with_parent() -> None:
-    """In the child (Linux): get SIGTERM when the parent dies, so a killed test run leaves no server behind.
+    """In the child (Linux): get SIGKILL when the parent dies, so a killed run leaves no server behind.
 
+    SIGKILL, not SIGTERM: a llama-cpp-python server in the middle of a generation lets uvicorn wait
+    for the request to finish (minutes on a slow CPU), and a server with no parent has nothing to save.
     Only set when started from the main thread: the signal follows the creating *thread*.
     """
     if sys.platform.startswith("linux"):
         try:
             import ctypes
 
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             pass
 
