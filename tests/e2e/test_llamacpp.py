@@ -203,3 +203,26 @@ def test_port_clash_is_a_one_line_error(llama_server: LocalServer) -> None:
     assert proc.returncode == 1
     assert "already in use" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_server_dies_with_its_parent() -> None:
+    """A killed training script leaves no model server behind (PR_SET_PDEATHSIG with SIGKILL)."""
+    script = (
+        "import time\n"
+        "from trustee_env.serve.local import LocalServer, ServerSpec\n"
+        "server = LocalServer(ServerSpec(engine='llama-cpp-python', threads=1)).start()\n"
+        "print(server.base_url, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        url = (proc.stdout.readline() if proc.stdout else "").strip()
+        assert url.startswith("http://127.0.0.1:"), url
+        assert server_answers(url) is not None
+    finally:
+        proc.kill()
+        proc.wait(30)
+    deadline = time.monotonic() + 20
+    while server_answers(url, timeout=0.5) is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert server_answers(url, timeout=0.5) is None, "the server outlived its parent"
