@@ -6,7 +6,9 @@ Runs against the scripted OpenAI-compatible server (``trustee_env.testing.FakeLL
 * ``overhead``: env time per step minus LM wait, median over steps (0 ms server latency);
 * ``throughput``: N episodes in flight through ``areset``/``astep`` at ``--latency`` seconds per call,
   as LM calls/s against a bare ``AsyncOpenAI`` loop with the same concurrency, and episodes/s against
-  the latency-bound ideal (calls per episode × latency, all in flight);
+  the latency-bound ideal (calls per episode × latency, all in flight). Two bare baselines send the
+  very requests Trustee sent: ``same_requests`` (any free worker takes any request left) and
+  ``same_episodes`` (one worker per episode, its requests in order: Trustee's dependency structure);
 * ``replay``: a recorded run of ``--replay-episodes`` seeded episodes replayed from the cache with the
   server stopped: speed-up and identity;
 * ``memory``: RSS growth per in-flight episode between 16 and 1024 episodes.
@@ -259,18 +261,33 @@ def bench_overhead(steps: int) -> dict[str, Any]:
 
 
 async def bare_client_calls_per_s(
-    base_url: str, concurrency: int, calls: int, bodies: list[tuple[str, dict[str, Any]]] | None = None
-) -> tuple[float, float]:
-    """(calls/s, process CPU ms per call) of a bare AsyncOpenAI loop: tiny "hello" requests, or the exact
-    requests Trustee sent (same transport as Trustee: the SDK's ``post`` with a typed ``ChatCompletion``)."""
+    base_url: str,
+    concurrency: int,
+    calls: int,
+    bodies: list[tuple[str, dict[str, Any]]] | None = None,
+    *,
+    chains: bool = False,
+) -> tuple[float, float, float]:
+    """(calls/s, process CPU ms per call, seconds) of a bare AsyncOpenAI loop: tiny "hello" requests, or the
+    exact requests Trustee sent (the SDK's ``post`` with a typed ``ChatCompletion``).
+
+    ``chains``: each worker sends one episode's requests in their order (an episode is named by its
+    request's ``model``, see ``episode_model``), the same dependency structure as Trustee's episodes;
+    otherwise any free worker takes any request left.
+    """
     from openai.types.chat import ChatCompletion
 
     from trustee_env.llm.client import _http_client
 
     client = openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0, http_client=_http_client(concurrency))
     queue = list(range(calls)) if bodies is None else list(bodies)
+    per_episode: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    if chains and bodies is not None:
+        for role, body in reversed(bodies):  # workers pop from the end: keep each episode's order
+            per_episode.setdefault(body["model"], []).append((role, body))
+    queues = list(per_episode.values()) if chains else [queue] * concurrency
 
-    async def worker() -> None:
+    async def worker(queue: list[Any]) -> None:
         while queue:
             item = queue.pop()
             if bodies is None:
@@ -289,14 +306,24 @@ async def bare_client_calls_per_s(
                 )
 
     cpu0, t0 = time.process_time(), time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(queue) for queue in queues))
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     await client.close()
-    return calls / elapsed, cpu * 1000 / calls
+    return calls / elapsed, cpu * 1000 / calls, elapsed
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of another process so far (Linux ``/proc``; 0.0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 @contextlib.contextmanager
-def server_process(latency: float) -> Iterator[str]:
+def server_process(latency: float) -> Iterator[tuple[str, int]]:
     """The scripted server in its own process (its own GIL and core), as a real LM server would be."""
     ctx = multiprocessing.get_context("fork")
     ready: Any = ctx.Queue()
@@ -309,7 +336,7 @@ def server_process(latency: float) -> Iterator[str]:
     process = ctx.Process(target=serve, daemon=True)
     process.start()
     try:
-        yield ready.get(timeout=30)
+        yield ready.get(timeout=30), int(process.pid or 0)
     finally:
         process.terminate()
         process.join(10)
@@ -325,11 +352,16 @@ def bench_throughput(episodes: int, latency: float, profile: str | None = None, 
         asyncio.run(_record_requests(recorder.base_url, episodes))
         sent = list(recorder.requests)
     runs: list[dict[str, float]] = []
-    with server_process(latency) as base_url:
-        bare, bare_cpu = asyncio.run(bare_client_calls_per_s(base_url, episodes, episodes * 4))
+    with server_process(latency) as (base_url, server_pid):
+        bare, bare_cpu, _ = asyncio.run(bare_client_calls_per_s(base_url, episodes, episodes * 4))
         for index in range(repeat):
-            same, same_cpu = asyncio.run(bare_client_calls_per_s(base_url, episodes, len(sent), bodies=sent))
-            envs = [make_env(base_url, concurrency=episodes) for _ in range(episodes)]
+            server0 = process_cpu_s(server_pid)
+            same, same_cpu, _ = asyncio.run(bare_client_calls_per_s(base_url, episodes, len(sent), bodies=sent))
+            server_bare = process_cpu_s(server_pid) - server0
+            chained, chained_cpu, chained_s = asyncio.run(
+                bare_client_calls_per_s(base_url, episodes, len(sent), bodies=sent, chains=True)
+            )
+            envs = [make_env(base_url, concurrency=episodes, model=episode_model(i)) for i in range(episodes)]
 
             async def run(envs: list[TrusteeToolEnv] = envs) -> tuple[float, float]:
                 cpu0, t0 = time.process_time(), time.perf_counter()
@@ -337,6 +369,7 @@ def bench_throughput(episodes: int, latency: float, profile: str | None = None, 
                 return time.perf_counter() - t0, time.process_time() - cpu0
 
             load = os.getloadavg()[0]
+            server0 = process_cpu_s(server_pid)
             if profile and index == 0:
                 import cProfile
 
@@ -345,6 +378,7 @@ def bench_throughput(episodes: int, latency: float, profile: str | None = None, 
                 profiler.dump_stats(profile)
             else:
                 elapsed, cpu = asyncio.run(run())
+            server_trustee = process_cpu_s(server_pid) - server0
             calls = sum(env.episode.usage.calls for env in envs)
             faults = sum(1 for env in envs if env.episode.sim_fault is not None)
             for env in envs:
@@ -365,6 +399,11 @@ def bench_throughput(episodes: int, latency: float, profile: str | None = None, 
                     "bare_same_requests_calls_per_s": round(same, 1),
                     "trustee_cpu_ms_per_call": round(cpu * 1000 / calls, 3),
                     "bare_same_requests_cpu_ms_per_call": round(same_cpu, 3),
+                    "bare_same_episodes_fraction_of_ideal": round(ideal_elapsed / chained_s, 3),
+                    "bare_same_episodes_cpu_ms_per_call": round(chained_cpu, 3),
+                    # The scripted server's own CPU (its process): it shares the machine's cores too.
+                    "server_cpu_ms_per_call_trustee_run": round(server_trustee * 1000 / calls, 3),
+                    "server_cpu_ms_per_call_bare_run": round(server_bare * 1000 / len(sent), 3),
                 }
             )
 
@@ -379,6 +418,7 @@ def bench_throughput(episodes: int, latency: float, profile: str | None = None, 
         "lm_calls": median("lm_calls"),
         "fraction_of_ideal": median("fraction_of_ideal"),
         "bare_same_requests_fraction_of_ideal": median("bare_same_requests_fraction_of_ideal"),
+        "bare_same_episodes_fraction_of_ideal": median("bare_same_episodes_fraction_of_ideal"),
         "env_calls_per_s": median("env_calls_per_s"),
         "bare_asyncopenai_hello_calls_per_s": round(bare, 1),
         "bare_client_same_requests_calls_per_s": median("bare_same_requests_calls_per_s"),
@@ -388,6 +428,7 @@ def bench_throughput(episodes: int, latency: float, profile: str | None = None, 
         "cpu_ms_per_call": {
             "trustee": trustee_cpu,
             "bare_same_requests": bare_same_cpu,
+            "bare_same_episodes": median("bare_same_episodes_cpu_ms_per_call"),
             "bare_hello": round(bare_cpu, 3),
             "trustee_minus_bare_same_requests": round(
                 statistics.median(
@@ -402,8 +443,13 @@ def bench_throughput(episodes: int, latency: float, profile: str | None = None, 
     }
 
 
+def episode_model(index: int) -> str:
+    """The model name episode ``index`` asks for: the scripted server ignores it, the bare loop groups by it."""
+    return f"fake-model-{index}"
+
+
 async def _record_requests(base_url: str, episodes: int) -> None:
-    envs = [make_env(base_url, concurrency=episodes) for _ in range(episodes)]
+    envs = [make_env(base_url, concurrency=episodes, model=episode_model(i)) for i in range(episodes)]
     await asyncio.gather(*(play(env, seed) for seed, env in enumerate(envs)))
     for env in envs:
         env.close()
