@@ -47,6 +47,7 @@ __all__ = [
     "Criterion",
     "choose_matcher",
     "criteria",
+    "match_expected",
     "match_value",
     "normalize",
     "parse_temporal",
@@ -189,6 +190,14 @@ def _ordered(expected: list[ExpectedCall], chosen: dict[int, int], index: int, a
     if any(j in chosen and chosen[j] >= act for j in expected[index].after):
         return False
     return all(act < other for i, other in chosen.items() if index in expected[i].after)
+
+
+def match_expected(task: Task, records: Sequence[CallRecord]) -> dict[int, int]:
+    """Expected call index -> index among the successful calls, for the largest one-to-one matching.
+
+    The matching part of :func:`run_checks`, on its own: the goal gate asks it before every user turn.
+    """
+    return _best_assignment(task.expected_calls, [record for record in records if record.status == "ok"])
 
 
 def _best_assignment(expected: list[ExpectedCall], ok_records: list[CallRecord]) -> dict[int, int]:

@@ -24,7 +24,7 @@ from enum import Enum
 from typing import Any
 
 from trustee_env.catalog import Catalog
-from trustee_env.checks import CallRecord, _best_assignment, run_checks, validate_call
+from trustee_env.checks import CallRecord, match_expected, run_checks, validate_call
 from trustee_env.config import TrusteeConfig
 from trustee_env.difficulty import budget_for
 from trustee_env.errors import EpisodeStateError, LLMError
@@ -329,9 +329,7 @@ class Episode:
         """
         if self.task is None or not self.task.expected_calls:
             return None
-        # Only the matching part of ``run_checks`` (its ``missing`` list is what this reads).
-        ok_records = [record for record in self.records if record.status == "ok"]
-        return len(_best_assignment(self.task.expected_calls, ok_records)) == len(self.task.expected_calls)
+        return len(match_expected(self.task, self.records)) == len(self.task.expected_calls)
 
     def _fault(self, err: LLMError) -> None:
         if self.config.raise_on_sim_fault:

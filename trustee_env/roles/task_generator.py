@@ -427,11 +427,16 @@ def _normalized_text(task: Task) -> str:
 
 
 def similarity(a: str, b: str) -> float:
-    """difflib's ratio of two normalised texts, with its cheap upper bounds tried first."""
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    if matcher.real_quick_ratio() == 0 or matcher.quick_ratio() == 0:
-        return 0.0
-    return matcher.ratio()
+    """difflib's ratio of two normalised texts, word by word (characters cost ~40 ms a pair; words, microseconds)."""
+    return difflib.SequenceMatcher(None, a.split(), b.split(), autojunk=False).ratio()
+
+
+def _similar(a: str, b: str, threshold: float) -> bool:
+    """``similarity(a, b) >= threshold``, ruling most pairs out with difflib's cheap upper bounds first."""
+    matcher = difflib.SequenceMatcher(None, a.split(), b.split(), autojunk=False)
+    return (
+        matcher.real_quick_ratio() >= threshold and matcher.quick_ratio() >= threshold and matcher.ratio() >= threshold
+    )
 
 
 # ---------------------------------------------------------------------- statistics
@@ -566,7 +571,7 @@ class TaskGenerator:
     def is_near_duplicate(self, task: Task) -> bool:
         """Is ``task`` nearly the same as a recent task from another seed? (A same-seed repeat is a replay.)"""
         text = _normalized_text(task)
-        return any(seed != task.seed and similarity(text, other) >= self.dedup_ratio for seed, other in self._recent)
+        return any(seed != task.seed and _similar(text, other, self.dedup_ratio) for seed, other in self._recent)
 
     # ------------------------------------------------------------------ generation
 
@@ -688,7 +693,7 @@ class TaskGenerator:
     def _accept(self, task: Task, notes: list[str]) -> Task:
         self.gate_stats.tasks += 1
         text = _normalized_text(task)
-        if any(seed != task.seed and similarity(text, other) >= self.dedup_ratio for seed, other in self._seen):
+        if any(seed != task.seed and _similar(text, other, self.dedup_ratio) for seed, other in self._seen):
             self.gate_stats.near_duplicates_seen += 1
         self._seen.append((task.seed, text))
         if self._recent.maxlen:
