@@ -168,12 +168,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ungrounded", default="ground", choices=["ground", "reject", "relax"])
     parser.add_argument("--max-steps", type=int, help="policy messages per episode (default: from the task)")
     parser.add_argument("--out", help="also write the per-episode rows (JSONL) here")
+    parser.add_argument("--cache", help="sqlite record/replay cache to use (default: a fresh one)")
     args = parser.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="trustee-signal-"))
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     options: dict[str, Any] = {
-        "cache_path": str(tmp / "cache.sqlite"),  # the same seed replays the same task for every agent
+        # The same seed replays the same task for every agent (and a rerun with --cache resumes).
+        "cache_path": args.cache or str(tmp / "cache.sqlite"),
+        "cache_mode": "read_write",
         "trajectory_path": str(tmp / "trajectories.jsonl"),
         "ungrounded_arguments": args.ungrounded,
     }
