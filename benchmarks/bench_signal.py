@@ -84,40 +84,32 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-async def run_agent(
-    name: str,
+async def run_all(
+    names: list[str],
     options: dict[str, Any],
-    seeds: list[int],
-    difficulties: list[float],
-    concurrency: int,
-    gate: dict[str, Any] | None = None,
-) -> list[dict[str, Any]]:
-    """Every (difficulty, seed) episode of one agent, ``concurrency`` at a time (one env each).
+    jobs: list[tuple[float, int]],
+    gate: dict[str, Any],
+    out: str | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Every agent on every (difficulty, seed), task by task: the first agent's episode generates the task and
+    the others replay it from the cache, so a run cut short still compares every agent on the tasks it reached.
 
-    ``gate``: filled with the task gate's counts summed over the envs (what the task generator saw).
+    ``gate``: filled with the task gate's counts (what the task generator saw); ``out``: rows appended as they come.
     """
-    agent = make_agent(name, options.get("tool_format", "native"))
-    jobs = [(difficulty, seed) for difficulty in difficulties for seed in seeds]
-    rows: list[dict[str, Any]] = []
+    agents = {name: make_agent(name, options.get("tool_format", "native")) for name in names}
+    per_agent: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     with ExitStack() as stack:
-        envs = [stack.enter_context(TrusteeToolEnv(**options)) for _ in range(max(1, min(concurrency, len(jobs))))]
-
-        async def worker(env: TrusteeToolEnv) -> None:
-            while jobs:
-                difficulty, seed = jobs.pop(0)
-                rows.append(await play(env, agent, seed=seed, difficulty=difficulty))
-
-        await asyncio.gather(*(worker(env) for env in envs))
-        if gate is not None:
-            for env in envs:
-                for key, value in env.roles.task_generator.gate_stats.as_dict().items():
-                    if isinstance(value, dict):
-                        merged = gate.setdefault(key, {})
-                        for sub, count in value.items():
-                            merged[sub] = merged.get(sub, 0) + count
-                    else:
-                        gate[key] = gate.get(key, 0) + value
-    return sorted(rows, key=lambda row: (row["difficulty"], row["seed"]))
+        envs = {name: stack.enter_context(TrusteeToolEnv(**options)) for name in names}
+        for difficulty, seed in jobs:
+            for name in names:
+                row = await play(envs[name], agents[name], seed=seed, difficulty=difficulty)
+                per_agent[name].append(row)
+                if out:
+                    with open(out, "a", encoding="utf-8") as handle:
+                        handle.write(json.dumps({"agent": name, **row}) + "\n")
+        for key, value in envs[names[0]].roles.task_generator.gate_stats.as_dict().items():
+            gate[key] = value
+    return per_agent
 
 
 def report(per_agent: dict[str, list[dict[str, Any]]], difficulties: list[float]) -> dict[str, Any]:
@@ -163,7 +155,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-url", help="an OpenAI-compatible endpoint; default: start the embedded server")
     parser.add_argument("--model", help="model name at --base-url (default: ask the server)")
     parser.add_argument("--engine", default="llama-cpp-python", help="embedded server engine (auto, llama-server, ...)")
-    parser.add_argument("--concurrency", type=int, default=1, help="episodes in flight per agent")
     parser.add_argument("--threads", type=int, help="embedded server threads (default: every core)")
     parser.add_argument("--ungrounded", default="ground", choices=["ground", "reject", "relax"])
     parser.add_argument("--max-steps", type=int, help="policy messages per episode (default: from the task)")
@@ -200,21 +191,15 @@ def main(argv: list[str] | None = None) -> int:
             server = stack.enter_context(LocalServer(spec))
             options.update(base_url=server.base_url, model=server.model_name)
             result["endpoint"] = {"engine": server.spec.engine, "model": "SmolLM2-135M-Instruct (embedded)"}
-        per_agent: dict[str, list[dict[str, Any]]] = {}
         gate: dict[str, Any] = {}
-        for index, name in enumerate(args.agents):
-            # The first agent's run generates every task (the others replay them from the cache).
-            counts = gate if index == 0 else None
-            per_agent[name] = asyncio.run(run_agent(name, options, seeds, args.difficulties, args.concurrency, counts))
+        jobs = [(difficulty, seed) for difficulty in args.difficulties for seed in seeds]
+        if args.out:
+            Path(args.out).write_text("")
+        per_agent = asyncio.run(run_all(args.agents, options, jobs, gate, args.out))
     result.update(report(per_agent, args.difficulties))
     result["task_gate"] = gate_report(gate)
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
     result["trajectories"] = options["trajectory_path"]
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as handle:
-            for name, rows in per_agent.items():
-                for row in rows:
-                    handle.write(json.dumps({"agent": name, **row}) + "\n")
     print(json.dumps(result, indent=2))
     return 0
 
