@@ -538,3 +538,31 @@ def test_ground_mode_gives_ungrounded_values_to_the_user(fake_server, mock_catal
         assert any("order_id" in note for note in task.notes), task.notes
         env.close()
     assert [role for role in server.roles() if role == "task_generator"] == ["task_generator"] * 2  # no repairs
+
+
+def test_an_unusable_system_prompt_and_persona_are_rewritten_by_code(fake_server, mock_catalog) -> None:
+    """They frame the task but carry none of it: code writes them instead of another LM round-trip."""
+    import gymnasium as gym
+
+    from trustee_env.testing import ScriptedSimulator
+
+    draft = {
+        "system_prompt": '["You are", {"role": "agent"}]',
+        "persona": {"name": "Sam", "description": "{{persona}}"},
+        "intent": "Cancel order A-100 because it arrives too late.",
+        "user_facts": {"order": "A-100"},
+        "first_query": "Please cancel my order A-100, it arrives too late.",
+        "expected_calls": [{"name": "mock_cancel_order", "arguments": {"order_id": "A-100"}}],
+        "initial_state": {"orders": [{"id": "A-100", "status": "open"}]},
+        "rubric": ["The order is cancelled."],
+    }
+    server = fake_server(ScriptedSimulator(task=draft))
+    aspects = {"num_tools": 3, "num_calls": 1, "num_turns": 1, "strictness": 2, "prompt_specificity": "detailed"}
+    env = gym.make("Trustee-v0", base_url=server.base_url, catalog=mock_catalog, aspects=aspects)
+    env.reset(seed=1)
+    task = env.unwrapped.episode.task
+    assert "mock_cancel_order" in task.system_prompt and "{" not in task.system_prompt
+    assert task.persona.description == "Expert user who writes short, plain messages."
+    assert any("system_prompt written by code" in note for note in task.notes), task.notes
+    assert [role for role in server.roles() if role == "task_generator"] == ["task_generator"]  # no LM repair
+    env.close()

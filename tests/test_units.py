@@ -25,7 +25,8 @@ from trustee_env.config import TrusteeConfig, make_config
 from trustee_env.difficulty import ASPECT_LEVELS, aspect_level, aspects_for, budget_for
 from trustee_env.errors import ConfigError, TemplateError
 from trustee_env.llm.client import parse_json_output
-from trustee_env.prompts import fence, render, render_messages, template_names
+from trustee_env.prompts import fence, render, render_messages, render_parts, template_names
+from trustee_env.roles.task_generator import prose_problems
 from trustee_env.schemas import Aspects, ExpectedCall, Persona, Task, ToolCall
 from trustee_env.world import PatchError, apply_patch
 
@@ -490,6 +491,10 @@ def _contexts() -> dict[str, dict[str, Any]]:
             "aspects": aspects_for(60).model_dump(),
             "difficulty": 60.0,
         },
+        "task_fallbacks.j2": {
+            "tools": [spec.model_dump() for spec in MOCK.tools],
+            "aspects": aspects_for(60).model_dump(),
+        },
         "tool_simulator.j2": {
             "tool": tool.model_dump(),
             "call": {"step": 2, "index": 1, "name": tool.name, "arguments": {"order_id": "A-1"}},
@@ -517,6 +522,15 @@ def test_every_template_renders(name: str):
         assert system["content"].strip() and user["content"].strip()
         assert "A-1" not in system["content"], "episode data belongs in the user message (prefix caching)"
         assert "{{" not in system["content"] + user["content"] and "{%" not in system["content"] + user["content"]
+    elif name == "task_fallbacks.j2":  # a template of named parts
+        parts = render_parts(name, **context)
+        assert set(parts) == {"system_prompt", "persona_description"} and all(parts.values())
+        assert "mock_get_order" not in parts["system_prompt"]  # aspects_for(60) is not "detailed"
+        detailed = render_parts(
+            name, **{**context, "aspects": {**context["aspects"], "prompt_specificity": "detailed"}}
+        )
+        assert all(spec.name in detailed["system_prompt"] for spec in MOCK.tools)
+        assert not prose_problems(detailed["system_prompt"]) and not prose_problems(parts["persona_description"])
     else:
         text = render(name, **context)
         assert text.strip() and "{{" not in text and "{%" not in text

@@ -94,6 +94,15 @@ def render(name: str, prompt_dir: str | None = None, **context: Any) -> str:
         raise TemplateError(f"prompt template {name!r}: {err.message}") from None
 
 
+def render_parts(name: str, prompt_dir: str | None = None, **context: Any) -> dict[str, str]:
+    """The ``{% set %}`` blocks of a template, rendered and stripped (for templates that hold several texts)."""
+    try:
+        module = _template(name, prompt_dir).make_module(context)
+    except jinja2.UndefinedError as err:
+        raise TemplateError(f"prompt template {name!r}: {err.message}") from None
+    return {key: " ".join(str(value).split()) for key, value in vars(module).items() if not key.startswith("_")}
+
+
 def render_messages(name: str, prompt_dir: str | None = None, **context: Any) -> list[dict[str, str]]:
     """Render a role template into ``[system, user]`` chat messages."""
     try:

@@ -38,7 +38,7 @@ from trustee_env.checks import choose_matcher, normalize
 from trustee_env.errors import LLMError, SimulatorOutputError
 from trustee_env.llm.client import LLMClient
 from trustee_env.llm.usage import Usage
-from trustee_env.prompts import render_messages
+from trustee_env.prompts import render_messages, render_parts
 from trustee_env.schemas import (
     Aspects,
     ExpectedCall,
@@ -564,6 +564,34 @@ class TaskGenerator:
         failures.extend(_prose_failures(draft))
         return failures
 
+    def _rewrite_framing(self, draft: TaskDraft, tools: list[ToolSpec], aspects: Aspects) -> list[str]:
+        """Replace an unusable system prompt or persona description with code-written text (deterministic repair).
+
+        These two frame the task but carry none of it (the intent, query and calls do), so a fixed text
+        from ``task_fallbacks.j2`` is a better answer than another round-trip to a model that writes them
+        as JSON. Returns what was rewritten, for ``Task.notes``.
+        """
+        fallbacks: dict[str, str] | None = None
+        rewritten = []
+        texts = {"system_prompt": draft.system_prompt, "persona.description": draft.persona.description}
+        for name, current in texts.items():
+            min_chars, min_words = PROSE_FIELDS[name]
+            if not prose_problems(current, min_chars=min_chars, min_words=min_words):
+                continue
+            if fallbacks is None:
+                fallbacks = render_parts(
+                    "task_fallbacks.j2",
+                    self.prompt_dir,
+                    tools=[tool.model_dump() for tool in tools],
+                    aspects=aspects.model_dump(),
+                )
+            if name == "system_prompt":
+                draft.system_prompt = fallbacks["system_prompt"]
+            else:
+                draft.persona.description = fallbacks["persona_description"]
+            rewritten.append(f"{name} written by code")
+        return rewritten
+
     def problems(self, draft: TaskDraft, tools: list[ToolSpec], aspects: Aspects) -> list[str]:
         """The gate's failures as repair messages, each tagged with its check (empty list = fine)."""
         return [str(failure) for failure in self.gate(draft, tools, aspects)][:10]
@@ -598,6 +626,7 @@ class TaskGenerator:
             nonlocal checked
             checked += 1
             stats.drafts_checked += 1
+            rewritten = self._rewrite_framing(draft, tools, aspects)
             failures = self.gate(draft, tools, aspects)
             names = {failure.check for failure in failures}
             for name in names:
@@ -606,7 +635,7 @@ class TaskGenerator:
             if failures:
                 return [str(failure) for failure in failures][:10]
             stats.drafts_passed += 1
-            draft.gate_repairs = sorted(failed_here)  # cached with the answer (see TaskDraft)
+            draft.gate_repairs = sorted(failed_here) + rewritten  # cached with the answer (see TaskDraft)
             return []
 
         role = self.client.role
