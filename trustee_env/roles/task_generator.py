@@ -422,6 +422,33 @@ def _missing_records(draft: TaskDraft, by_name: dict[str, ToolSpec]) -> list[Gat
     return out
 
 
+def _add_missing_records(draft: TaskDraft, by_name: dict[str, ToolSpec]) -> list[str]:
+    """Deterministic repair of ``records_exist``: put each record a read-only expected call looks up into the state.
+
+    The record holds the looked-up identifiers (and the call's other scalar arguments), in the state's
+    first collection, or in one named after the tool's category when the state is empty; the tool
+    simulator fills in the rest when it is read. Returns what was added, for ``Task.notes``.
+    """
+    added = []
+    for index, call in enumerate(draft.expected_calls):
+        tool = by_name.get(call.name)
+        if tool is None or not tool.read_only:
+            continue
+        probe = TaskDraft.model_construct(expected_calls=[call], initial_state=draft.initial_state)
+        if not _missing_records(probe, by_name):
+            continue
+        record = {
+            arg: value
+            for arg, value in call.arguments.items()
+            if isinstance(value, (str, int, float)) and not isinstance(value, bool)
+        }
+        collections = [name for name, value in draft.initial_state.items() if isinstance(value, list)]
+        collection = collections[0] if collections else re.sub(r"\W+", "_", tool.category.casefold()) or "records"
+        draft.initial_state.setdefault(collection, []).append(record)
+        added.append(f"record for expected_calls/{index} added to initial_state/{collection} by code")
+    return added
+
+
 def _normalized_text(task: Task) -> str:
     return " ".join(_WORD.findall(f"{task.first_query} {task.intent}".casefold()))
 
@@ -627,6 +654,8 @@ class TaskGenerator:
             checked += 1
             stats.drafts_checked += 1
             rewritten = self._rewrite_framing(draft, tools, aspects)
+            if self.require_records:
+                rewritten += _add_missing_records(draft, {tool.name: tool for tool in tools})
             failures = self.gate(draft, tools, aspects)
             names = {failure.check for failure in failures}
             for name in names:
