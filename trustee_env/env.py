@@ -11,14 +11,16 @@ from trustee_env._portal import portal
 from trustee_env.catalog import Catalog
 from trustee_env.config import TrusteeConfig
 from trustee_env.curriculum import CurriculumRule
-from trustee_env.episode import Roles, StepOutput
-from trustee_env.errors import ConfigError, LLMError
+from trustee_env.episode import StepOutput
+from trustee_env.errors import LLMError
 from trustee_env.parsing import ToolFormat
 
 # Moved to trustee_env.runtime; importable from here for one release.
 from trustee_env.runtime import (  # noqa: F401
     Runtime,
+    RuntimeViews,
     build_roles,
+    check_render_mode,
     check_reset_options,
     open_cache,
     resolve_catalog,
@@ -33,7 +35,7 @@ __all__ = ["TrusteeToolEnv"]
 logger = logging.getLogger("trustee_env")
 
 
-class TrusteeToolEnv(gym.Env[Observation, Action]):
+class TrusteeToolEnv(RuntimeViews, gym.Env[Observation, Action]):
     """A tool-use episode whose task, user, tools and judge are simulated by a language model.
 
     ## Description
@@ -128,10 +130,7 @@ class TrusteeToolEnv(gym.Env[Observation, Action]):
         config: TrusteeConfig | None = None,
         **kwargs: Any,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ConfigError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
-            )
+        check_render_mode(render_mode, self.metadata["render_modes"])
         self.render_mode = render_mode
         named = {
             "base_url": base_url,
@@ -152,35 +151,6 @@ class TrusteeToolEnv(gym.Env[Observation, Action]):
         self.action_space = ChatAction()
         self.observation_space = ChatObservation()
         self.episode = self.runtime.new_episode()
-
-    @property
-    def config(self) -> TrusteeConfig:
-        """The resolved settings."""
-        return self.runtime.config
-
-    @property
-    def catalog(self) -> Catalog:
-        """The tool pool tasks are drawn from."""
-        return self.runtime.catalog
-
-    @property
-    def roles(self) -> Roles:
-        """The four simulator roles."""
-        return self.runtime.roles
-
-    @property
-    def curriculum(self) -> CurriculumRule | None:
-        """The curriculum rule (None: fixed difficulty); assignable, e.g. by :class:`CurriculumWrapper`."""
-        return self.runtime.curriculum
-
-    @curriculum.setter
-    def curriculum(self, rule: CurriculumRule | None) -> None:
-        self.runtime.curriculum = rule
-
-    @property
-    def stats(self) -> dict[str, Any]:
-        """Episodes, sim faults, per-role usage (latency, queueing, cache hits), task-gate counts."""
-        return self.runtime.stats
 
     # ------------------------------------------------------------------ Gymnasium API
 

@@ -27,9 +27,12 @@ from trustee_env.trajectory import Trajectory, append_trajectory
 __all__ = [
     "RESET_OPTIONS",
     "Runtime",
+    "RuntimeViews",
     "TaskSettings",
     "build_roles",
+    "check_render_mode",
     "check_reset_options",
+    "check_vector_layout",
     "open_cache",
     "resolve_catalog",
     "resolve_config",
@@ -91,6 +94,24 @@ def build_roles(config: TrusteeConfig, cache: ResponseCache | None = None) -> Ro
 def resolve_curriculum(curriculum: str | dict[str, Any] | CurriculumRule | None) -> CurriculumRule | None:
     """A curriculum rule from a name (``"paper"``, ``"band"``), a ``{"name": ...}`` dict or a rule object."""
     return None if curriculum is None else make_curriculum(curriculum)
+
+
+def check_render_mode(render_mode: str | None, modes: list[str]) -> None:
+    """A ``render_mode`` the env supports, or None; else a ConfigError naming the choices."""
+    if render_mode is not None and render_mode not in modes:
+        raise ConfigError(f"render_mode must be one of {modes} or None, got {render_mode!r}")
+
+
+def check_vector_layout(num_envs: Any, group_size: Any) -> None:
+    """Positive ints with ``num_envs`` a multiple of ``group_size`` (slot i belongs to GRPO group i // group_size)."""
+    for name, value in (("num_envs", num_envs), ("group_size", group_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ConfigError(f"{name} must be a positive int, got {value!r}")
+    if num_envs % group_size:
+        raise ConfigError(
+            f"num_envs ({num_envs}) must be a multiple of group_size ({group_size}): "
+            f"slot i belongs to GRPO group i // group_size"
+        )
 
 
 def check_reset_options(options: dict[str, Any] | None) -> dict[str, Any]:
@@ -171,3 +192,38 @@ class Runtime:
         """Release the cache connection."""
         if self.cache is not None:
             self.cache.close()
+
+
+class RuntimeViews:
+    """Read access to an env's :class:`Runtime` under the names users know (``env.unwrapped.stats``, ...)."""
+
+    runtime: Runtime
+
+    @property
+    def config(self) -> TrusteeConfig:
+        """The resolved settings."""
+        return self.runtime.config
+
+    @property
+    def catalog(self) -> Catalog:
+        """The tool pool tasks are drawn from."""
+        return self.runtime.catalog
+
+    @property
+    def roles(self) -> Roles:
+        """The four simulator roles, shared by every episode of the env."""
+        return self.runtime.roles
+
+    @property
+    def curriculum(self) -> CurriculumRule | None:
+        """The curriculum rule (None: fixed difficulty); assignable, e.g. by :class:`CurriculumWrapper`."""
+        return self.runtime.curriculum
+
+    @curriculum.setter
+    def curriculum(self, rule: CurriculumRule | None) -> None:
+        self.runtime.curriculum = rule
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Episodes, sim faults, per-role usage (latency, queueing, cache hits), task-gate counts."""
+        return self.runtime.stats

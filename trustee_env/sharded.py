@@ -51,7 +51,13 @@ from trustee_env.config import TrusteeConfig
 from trustee_env.curriculum import CurriculumRule, ReportsProgress
 from trustee_env.errors import ConfigError, EpisodeStateError, TrusteeError
 from trustee_env.llm.usage import RoleUsage, Usage
-from trustee_env.runtime import check_reset_options, resolve_config, resolve_curriculum
+from trustee_env.runtime import (
+    check_render_mode,
+    check_reset_options,
+    check_vector_layout,
+    resolve_config,
+    resolve_curriculum,
+)
 from trustee_env.spaces import ChatAction, ChatObservation
 from trustee_env.vector import TrusteeVectorEnv
 
@@ -122,23 +128,15 @@ class ShardedVectorEnv(VectorEnv):
         **kwargs: Any,
     ) -> None:
         self._workers: list[_Worker] = []  # first, so close() works whatever fails below
-        for name, value in (("num_envs", num_envs), ("group_size", group_size), ("processes", processes)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ConfigError(f"{name} must be a positive int, got {value!r}")
-        if num_envs % group_size:
-            raise ConfigError(
-                f"num_envs ({num_envs}) must be a multiple of group_size ({group_size}): "
-                f"slot i belongs to GRPO group i // group_size"
-            )
+        check_vector_layout(num_envs, group_size)
+        if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)) or processes < 1:
+            raise ConfigError(f"processes must be a positive int, got {processes!r}")
         if processes > num_envs // group_size:
             raise ConfigError(
                 f"processes ({processes}) must be at most the number of GRPO groups, num_envs // group_size "
                 f"({num_envs // group_size}): a group never spans processes"
             )
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ConfigError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
-            )
+        check_render_mode(render_mode, self.metadata["render_modes"])
         self.num_envs = int(num_envs)
         self.group_size = int(group_size)
         self.num_groups = self.num_envs // self.group_size

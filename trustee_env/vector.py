@@ -47,11 +47,16 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from trustee_env._portal import portal
 from trustee_env.catalog import Catalog
 from trustee_env.config import TrusteeConfig
-from trustee_env.curriculum import CurriculumRule
-from trustee_env.episode import Roles, StepOutput
-from trustee_env.errors import ConfigError, EpisodeStateError, LLMError
+from trustee_env.episode import StepOutput
+from trustee_env.errors import EpisodeStateError, LLMError
 from trustee_env.llm.usage import Usage
-from trustee_env.runtime import Runtime, check_reset_options
+from trustee_env.runtime import (
+    Runtime,
+    RuntimeViews,
+    check_render_mode,
+    check_reset_options,
+    check_vector_layout,
+)
 from trustee_env.schemas import Aspects, Task, content_hash, derive_seed
 from trustee_env.spaces import ChatAction, ChatObservation
 from trustee_env.viewer import render_episode
@@ -80,7 +85,7 @@ class _GroupTask:
     rewards: dict[int, float | None] = field(default_factory=dict)  # member -> reward (None: sim fault)
 
 
-class TrusteeVectorEnv(VectorEnv):
+class TrusteeVectorEnv(RuntimeViews, VectorEnv):
     """N Trustee episodes stepped together, in GRPO groups of ``group_size`` sharing a task.
 
     Args:
@@ -116,19 +121,8 @@ class TrusteeVectorEnv(VectorEnv):
         curriculum: Any = None,
         **kwargs: Any,
     ) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ConfigError(f"num_envs must be a positive int, got {num_envs!r}")
-        if isinstance(group_size, bool) or not isinstance(group_size, (int, np.integer)) or group_size < 1:
-            raise ConfigError(f"group_size must be a positive int, got {group_size!r}")
-        if num_envs % group_size:
-            raise ConfigError(
-                f"num_envs ({num_envs}) must be a multiple of group_size ({group_size}): "
-                f"slot i belongs to GRPO group i // group_size"
-            )
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ConfigError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
-            )
+        check_vector_layout(num_envs, group_size)
+        check_render_mode(render_mode, self.metadata["render_modes"])
         self.num_envs = int(num_envs)
         self.group_size = int(group_size)
         self.num_groups = self.num_envs // self.group_size
@@ -149,35 +143,6 @@ class TrusteeVectorEnv(VectorEnv):
         self._autoreset = np.zeros(self.num_envs, dtype=np.bool_)
         self._groups: dict[tuple[int, int], _GroupTask] = {}
         self._ready = False
-
-    @property
-    def config(self) -> TrusteeConfig:
-        """The resolved settings."""
-        return self.runtime.config
-
-    @property
-    def catalog(self) -> Catalog:
-        """The tool pool tasks are drawn from."""
-        return self.runtime.catalog
-
-    @property
-    def roles(self) -> Roles:
-        """The four simulator roles, shared by every sub-episode."""
-        return self.runtime.roles
-
-    @property
-    def curriculum(self) -> CurriculumRule | None:
-        """The curriculum rule (read once per GRPO group)."""
-        return self.runtime.curriculum
-
-    @curriculum.setter
-    def curriculum(self, rule: CurriculumRule | None) -> None:
-        self.runtime.curriculum = rule
-
-    @property
-    def stats(self) -> dict[str, Any]:
-        """Episodes, sim faults, groups and zero-variance groups, per-role usage, task-gate counts."""
-        return self.runtime.stats
 
     # ------------------------------------------------------------------ Gymnasium API
 
