@@ -17,7 +17,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from trustee_env.checks import CallRecord, run_checks, validate_call
-from trustee_env.schemas import Aspects, ExpectedCall, Persona, Task, ToolCall, ToolSpec
+from trustee_env.schemas import ExpectedCall, Task, ToolCall, ToolSpec
+from trustee_env.testing import checks_task
 
 DATA = Path(__file__).resolve().parent / "data" / "call_checks.jsonl"
 
@@ -55,26 +56,7 @@ def load_cases() -> tuple[dict[str, Any], ...]:
 
 
 def _task(case: dict[str, Any], tools: list[ToolSpec]) -> Task:
-    return Task(
-        task_id="t",
-        seed=0,
-        difficulty=50,
-        aspects=Aspects(
-            num_tools=1,
-            num_calls=1,
-            num_turns=1,
-            prompt_specificity="detailed",
-            persona="expert",
-            ambiguity="clear",
-            strictness=4,
-        ),
-        tools=tools,
-        system_prompt="s",
-        persona=Persona(name="p", expertise="expert", description="d"),
-        intent="i",
-        first_query="q",
-        expected_calls=[ExpectedCall(**e) for e in case["expected_calls"]],
-    )
+    return checks_task([ExpectedCall(**e) for e in case["expected_calls"]], tools, strictness=4)
 
 
 def judge(case: dict[str, Any]) -> bool:

@@ -14,8 +14,8 @@ import pytest
 from trustee_env.checks import CallRecord, match_value, normalize, parse_temporal, run_checks, validate_call
 from trustee_env.probes import REFUSAL, make_agent
 from trustee_env.roles.user_simulator import UserTurn, gate
-from trustee_env.schemas import Aspects, ExpectedCall, Persona, Task, ToolCall, ToolSpec, close_schema
-from trustee_env.testing import ScriptedSimulator
+from trustee_env.schemas import ExpectedCall, Task, ToolCall, ToolSpec, close_schema
+from trustee_env.testing import ScriptedSimulator, checks_task
 
 MakeEnv = Callable[..., gym.Env[Any, Any]]
 
@@ -39,26 +39,7 @@ WEATHER = ToolSpec(
 
 
 def _task(expected: list[ExpectedCall], *, strictness: int = 4, tools: list[ToolSpec] | None = None) -> Task:
-    return Task(
-        task_id="t",
-        seed=0,
-        difficulty=50,
-        aspects=Aspects(
-            num_tools=1,
-            num_calls=1,
-            num_turns=1,
-            prompt_specificity="detailed",
-            persona="expert",
-            ambiguity="clear",
-            strictness=strictness,
-        ),
-        tools=tools or [WEATHER],
-        system_prompt="s",
-        persona=Persona(name="p", expertise="expert", description="d"),
-        intent="i",
-        first_query="q",
-        expected_calls=expected,
-    )
+    return checks_task(expected, tools or [WEATHER], strictness=strictness)
 
 
 def _record(name: str, arguments: dict[str, Any], tools: list[ToolSpec] | None = None) -> CallRecord:

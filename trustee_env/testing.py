@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FakeLLMServer", "Reply", "ScriptedSimulator"]
+__all__ = ["FakeLLMServer", "Reply", "ScriptedSimulator", "checks_task"]
 
 
 @dataclass
@@ -289,6 +289,33 @@ def _scalar_fields(calls: list[dict[str, Any]]) -> dict[str, Any]:
         for name, value in call["arguments"].items()
         if isinstance(value, (str, int, float, bool))
     }
+
+
+def checks_task(expected: list[Any], tools: list[Any], *, strictness: int = 4) -> Any:
+    """A minimal :class:`~trustee_env.schemas.Task` for scoring calls with ``run_checks`` (no episode needed)."""
+    from trustee_env.schemas import Aspects, Persona, Task
+
+    aspects = Aspects(
+        num_tools=1,
+        num_calls=1,
+        num_turns=1,
+        prompt_specificity="detailed",
+        persona="expert",
+        ambiguity="clear",
+        strictness=strictness,
+    )
+    return Task(
+        task_id="t",
+        seed=0,
+        difficulty=50,
+        aspects=aspects,
+        tools=tools,
+        system_prompt="s",
+        persona=Persona(name="p", expertise="expert", description="d"),
+        intent="i",
+        first_query="q",
+        expected_calls=expected,
+    )
 
 
 @dataclass
