@@ -32,10 +32,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import jsonpointer
 from pydantic import BaseModel, Field
 
-from trustee_env.matching import choose_matcher, match_value, normalize, parse_temporal
+from trustee_env.matching import choose_matcher, match_value, normalize, parse_temporal, resolve_from_result
 from trustee_env.schemas import ExpectedCall, Task, ToolCall, ToolSpec, schema_errors
 
 __all__ = [
@@ -140,10 +139,9 @@ def _from_result_matches(matcher: str, actual: Any, result_of: ResultOf) -> bool
     Indexing by expected call (not by position among the agent's calls) keeps a harmless extra
     call made earlier from shifting the reference onto the wrong result.
     """
-    source, _, pointer = matcher.removeprefix("from_result:").partition("#")
     try:
-        produced = jsonpointer.resolve_pointer(result_of(int(source)), pointer)
-    except (ValueError, LookupError, jsonpointer.JsonPointerException, TypeError):
+        produced = resolve_from_result(matcher, result_of)
+    except LookupError:
         return False
     return match_value("normalized", produced, actual)
 

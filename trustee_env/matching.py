@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections.abc import Callable
 from datetime import date, time
 from typing import Any
 
@@ -16,7 +17,7 @@ import jsonpointer
 
 from trustee_env.schemas import canonical_json
 
-__all__ = ["FREE_TEXT_NAMES", "choose_matcher", "match_value", "normalize", "parse_temporal"]
+__all__ = ["FREE_TEXT_NAMES", "choose_matcher", "match_value", "normalize", "parse_temporal", "resolve_from_result"]
 
 FREE_TEXT_NAMES = frozenset(
     {
@@ -219,6 +220,18 @@ def _same_day(left: str, right: str) -> bool:
     return len(short) == 10 and parse_temporal(short) == short and long.startswith(short + "T")
 
 
+def resolve_from_result(matcher: str, result_of: Callable[[int], Any]) -> Any:
+    """The value a ``from_result:<k>#<pointer>`` matcher names: the pointer into ``result_of(k)``.
+
+    Raises LookupError when ``k`` is not a number, has no result, or the pointer finds nothing.
+    """
+    source, _, pointer = matcher.removeprefix("from_result:").partition("#")
+    try:
+        return jsonpointer.resolve_pointer(result_of(int(source)), pointer)
+    except (ValueError, LookupError, jsonpointer.JsonPointerException, TypeError) as err:
+        raise LookupError(f"{matcher}: {err}") from None
+
+
 def match_value(
     matcher: str,
     expected: Any,
@@ -247,11 +260,8 @@ def match_value(
     if matcher == "ordered":
         return isinstance(expected, list) and _same(expected, actual)
     if matcher.startswith("from_result:"):
-        spec = matcher.removeprefix("from_result:")
-        call_part, _, pointer = spec.partition("#")
         try:
-            source = (results or [])[int(call_part)]
-            return _same(jsonpointer.resolve_pointer(source, pointer), actual)
-        except (ValueError, IndexError, jsonpointer.JsonPointerException, TypeError):
+            return _same(resolve_from_result(matcher, (results or []).__getitem__), actual)
+        except LookupError:
             return False
     return _same(expected, actual)

@@ -23,9 +23,8 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-import jsonpointer
-
 from trustee_env.config import ToolFormat
+from trustee_env.matching import resolve_from_result
 from trustee_env.parsing import render_tool_calls
 from trustee_env.schemas import ExpectedCall, Task, ToolCall, ToolSpec
 from trustee_env.testing import example_for
@@ -101,10 +100,9 @@ def _resolved_arguments(call: ExpectedCall, result_of: dict[int, Any]) -> dict[s
     for name, matcher in call.matchers.items():
         if not matcher.startswith("from_result:"):
             continue
-        source, _, pointer = matcher.removeprefix("from_result:").partition("#")
         try:
-            arguments[name] = jsonpointer.resolve_pointer(result_of[int(source)], pointer)
-        except (ValueError, KeyError, jsonpointer.JsonPointerException, TypeError):
+            arguments[name] = resolve_from_result(matcher, result_of.__getitem__)
+        except LookupError:
             pass  # keep the generator's own value
     return arguments
 
