@@ -38,6 +38,10 @@ class Reply:
     delay_s: float = 0.0
     tool_calls: list[dict[str, Any]] | None = None
     drop_connection: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+    """Extra response headers (e.g. ``{"Retry-After": "1"}`` on a 429)."""
+    stall_s: float = 0.0
+    """Send the status line, headers and half the body, then stall this long and cut the connection."""
 
 
 Handler = Callable[[str, dict[str, Any]], "Reply | str | dict[str, Any]"]
@@ -162,12 +166,26 @@ class FakeLLMServer:
             self._writers.discard(writer)
             writer.close()
 
-    async def _send(self, writer: asyncio.StreamWriter, status: int, payload: Any) -> None:
+    async def _send(
+        self,
+        writer: asyncio.StreamWriter,
+        status: int,
+        payload: Any,
+        headers: dict[str, str] | None = None,
+        stall_s: float = 0.0,
+    ) -> None:
         body = json.dumps(payload).encode()
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         head = (
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
+            f"{extra}Content-Length: {len(body)}\r\n\r\n"
         ).encode()
+        if stall_s:  # a response that starts and then stops coming: the client's read timeout must end it
+            writer.write(head + body[: len(body) // 2])
+            await writer.drain()
+            await asyncio.sleep(stall_s)
+            writer.transport.abort()
+            return
         writer.write(head + body)
         await writer.drain()
 
@@ -203,8 +221,9 @@ class FakeLLMServer:
             writer.transport.abort()
             return False
         if reply.status != 200:
-            await self._send(writer, reply.status, {"error": {"message": f"scripted HTTP {reply.status}"}})
-            return True
+            error = {"error": {"message": f"scripted HTTP {reply.status}"}}
+            await self._send(writer, reply.status, error, reply.headers, reply.stall_s)
+            return not reply.stall_s
         content = reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if reply.tool_calls:
@@ -226,8 +245,10 @@ class FakeLLMServer:
                     "total_tokens": prompt_tokens + completion_tokens,
                 },
             },
+            reply.headers,
+            reply.stall_s,
         )
-        return True
+        return not reply.stall_s
 
     def roles(self) -> list[str]:
         """The role of every request so far, in order."""
