@@ -404,6 +404,32 @@ def test_graded_mode_efficiency_penalises_extra_calls(make_env: MakeEnv):
     assert r == pytest.approx(0.9)
 
 
+def test_checks_mode_pays_the_right_calls_without_asking_the_judge(make_env: MakeEnv):
+    # A judge that would refuse everything: in checks mode it is never asked.
+    env = make_env(scripted(judge=judge_answer(verdict=-1)), aspects=pinned(strictness=1), reward_mode="checks")
+    _obs, r, terminated, _truncated, info = run_episode(env, [calls(get_call()), "It shipped."], seed=28)
+    assert (r, terminated) == (1.0, True)
+    assert info["verdict"]["mode"] == "checks" and info["verdict"]["judge_verdict"] is None
+    assert "judge" not in server_of(make_env).roles()
+
+
+@pytest.mark.parametrize(
+    ("actions", "expected"),
+    [
+        (["Sorry, I cannot help with that."] * 12, 0.0),  # refusing: the floor (and the step budget)
+        ([calls(native("nope", {}, "c0")), calls(get_call()), "It shipped."], -1.0),  # an unknown tool
+        ([calls(native("mock_cancel_order", {"order_id": ORDER_ID}, "c1")), "Done."] * 6, 0.0),  # the wrong tool
+        ([calls(get_call()), calls(get_call("c2")), "It shipped."], 0.0),  # a repeated call
+    ],
+)
+def test_checks_mode_caps_at_every_check_up_to_redundancy(make_env: MakeEnv, actions: list[Any], expected: float):
+    # Strictness 1 in the task: checks mode still applies every check up to "no redundancy" (level 4).
+    env = make_env(scripted(), aspects=pinned(strictness=1), reward_mode="checks")
+    _obs, r, _terminated, _truncated, info = run_episode(env, actions, seed=29)
+    assert r == expected, info["verdict"]["caps"]
+    assert info["verdict"]["caps"], "a failed check must be named"
+
+
 # ----------------------------------------------------------------------------- 7. text tool formats
 
 FORMAT_MARKERS = {

@@ -159,7 +159,12 @@ class TrusteeConfig(BaseSettings):
     tool_format: ToolFormat = Field(
         default="native", description="How the policy writes tool calls; non-native formats add instructions."
     )
-    reward_mode: Literal["ternary", "graded"] = "ternary"
+    reward_mode: Literal["ternary", "graded", "checks"] = Field(
+        default="ternary",
+        description="'ternary': judge verdict in {-1, 0, 1} capped by the checks; 'graded': weighted criteria "
+        "scores under the same caps; 'checks': the deterministic checks alone, no judge call (fast and "
+        "reproducible, for training on a CPU).",
+    )
     max_steps: int | None = Field(default=None, ge=1, description="Policy messages per episode; None derives it.")
     max_tool_calls: int | None = Field(default=None, ge=1, description="Tool calls per episode; None derives it.")
     catalog: str | None = Field(default=None, description="Path to a tool catalog; None uses the bundled one.")

@@ -87,7 +87,8 @@ class TrusteeToolEnv(RuntimeViews, gym.Env[Observation, Action]):
     - ``model``: model name at the endpoint; None asks ``/v1/models``.
     - ``difficulty``: D in [1, 100] when no curriculum is given.
     - ``tool_format``: ``"native"`` or a text syntax the policy is taught (``"hermes"``, ...).
-    - ``reward_mode``: ``"ternary"`` ({-1, 0, 1}) or ``"graded"`` ([-1, 1]).
+    - ``reward_mode``: ``"ternary"`` ({-1, 0, 1}), ``"graded"`` ([-1, 1]) or ``"checks"`` (the deterministic
+      checks alone, no judge call).
     - ``trajectory_path``: JSONL file every finished episode is appended to.
     - ``cache_path``: sqlite record/replay cache (same seed, same episode, no server).
     - ``catalog``: a :class:`~trustee_env.catalog.Catalog` or a path; None: the bundled 300 tools.

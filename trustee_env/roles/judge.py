@@ -3,6 +3,9 @@
 Ternary reward = min(LM verdict, every active cap, 0 if the episode was truncated).
 Graded reward = the weighted mean of the active criteria's scores, under the same caps;
 at strictness 5 each call beyond the expected ones costs 0.1.
+Checks reward (``reward_mode="checks"``) = the deterministic checks alone, no LM asked: 1 unless a check up to
+strictness 4 fails (every expected call made with matching, valid arguments; no unknown tool or made-up argument;
+no repeated call), whatever the episode's own strictness; fast, reproducible, and impossible to talk up.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from trustee_env.llm.usage import Usage
 from trustee_env.prompts import render_messages
 from trustee_env.schemas import Task
 
-__all__ = ["Judge", "JudgeOutput", "Verdict", "combine", "judge_output_model"]
+__all__ = ["CHECKS_STRICTNESS", "Judge", "JudgeOutput", "Verdict", "checks_only", "combine", "judge_output_model"]
 
 Score = Literal[-1, 0, 1]
 
@@ -55,7 +58,7 @@ class Verdict(BaseModel):
     """The final, capped reward of an episode and the evidence behind it."""
 
     reward: float = Field(ge=-1, le=1)
-    mode: Literal["ternary", "graded"]
+    mode: Literal["ternary", "graded", "checks"]
     strictness: int
     criteria: list[str] = Field(description="Criteria active at this strictness.")
     judge_verdict: int | None = Field(description="The LM's own verdict, before caps (None if not asked).")
@@ -101,6 +104,27 @@ def combine(output: JudgeOutputBase, checks: CheckReport, *, strictness: int, mo
     )
 
 
+CHECKS_STRICTNESS = 4
+"""The checks that pay in ``reward_mode="checks"``: every one up to "no redundancy" (efficiency is graded-only)."""
+
+
+def checks_only(checks: CheckReport, *, strictness: int, truncated: bool) -> Verdict:
+    """The reward of the deterministic checks alone: 1 capped by every check up to :data:`CHECKS_STRICTNESS`."""
+    caps = checks.caps(max(strictness, CHECKS_STRICTNESS))
+    ceiling = min([cap.cap for cap in caps] + ([0] if truncated else []) + [1])
+    return Verdict(
+        reward=float(ceiling),
+        mode="checks",
+        strictness=strictness,
+        criteria=[],
+        judge_verdict=None,
+        rationale="deterministic checks only (reward_mode='checks'): the judge was not asked",
+        caps=caps,
+        checks=checks,
+        truncated=truncated,
+    )
+
+
 class Judge:
     """Scores a finished trajectory."""
 
@@ -112,8 +136,10 @@ class Judge:
     async def score(
         self, task: Task, transcript: list[str], checks: CheckReport, *, truncated: bool, seed: int, usage: Usage
     ) -> Verdict:
-        """Ask the LM for its verdict and cap it by the checks."""
+        """Ask the LM for its verdict and cap it by the checks (in ``checks`` mode: the checks alone, no LM)."""
         strictness = task.aspects.strictness
+        if self.mode == "checks":
+            return checks_only(checks, strictness=strictness, truncated=truncated)
         context: dict[str, Any] = {
             "task": task.model_dump(mode="json"),
             "transcript": transcript,
