@@ -161,6 +161,20 @@ def _view(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot(args: argparse.Namespace) -> int:
+    from trustee_env.plotting import is_training_log, plot_run, plot_training_log
+
+    path = Path(args.path)
+    out = Path(args.out) if args.out else path.with_name(path.stem + "-plots")
+    if is_training_log(path):
+        written = [plot_training_log(path, out / "training.png")]
+    else:
+        written = plot_run(path, out, window=args.window)
+    for png in written:
+        print(png)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``trustee`` argument parser."""
     parser = argparse.ArgumentParser(prog="trustee", description=__doc__.splitlines()[0])
@@ -203,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--system", action="store_true", help="also show system prompts")
     view.add_argument("--summary", action="store_true")
     view.set_defaults(func=_view)
+
+    plot = sub.add_parser("plot", help="write PNG plots of a trajectory JSONL or a trainer log")
+    plot.add_argument("path", help="trajectories JSONL (or a trainer log: one object per step)")
+    plot.add_argument("--out", help="folder for the PNGs (default: <path stem>-plots beside the file)")
+    plot.add_argument("--window", type=int, default=None, help="rolling-mean window in episodes (default: n/20)")
+    plot.set_defaults(func=_plot)
     return parser
 
 
