@@ -6,6 +6,7 @@ works without the import. Nothing else happens at import time.
 
 from gymnasium.envs.registration import register
 
+from trustee_env import log as _log  # noqa: F401  (the quiet-by-default logger, TRUSTEE_LOG_LEVEL)
 from trustee_env.catalog import Catalog
 from trustee_env.config import EndpointConfig, TrusteeConfig
 from trustee_env.errors import (

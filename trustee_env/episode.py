@@ -29,6 +29,7 @@ from trustee_env.config import TrusteeConfig
 from trustee_env.difficulty import budget_for
 from trustee_env.errors import EpisodeStateError, LLMError
 from trustee_env.llm.usage import Usage
+from trustee_env.log import sim_fault as log_sim_fault
 from trustee_env.parsing import as_assistant_message, parse_message
 from trustee_env.prompts import fence, render
 from trustee_env.roles import Judge, TaskGenerator, ToolSimulator, UserSimulator, Verdict
@@ -342,6 +343,7 @@ class Episode:
             "attempts": err.attempts,
             "message": str(err)[:300],
         }
+        log_sim_fault(self.sim_fault)  # rate-limited: a long run stays readable
         if self.config.raise_on_sim_fault:
             raise err
 

@@ -51,6 +51,7 @@ from trustee_env.errors import (
 from trustee_env.llm.cache import ResponseCache
 from trustee_env.llm.limits import limiter_for, pool_for
 from trustee_env.llm.usage import Usage
+from trustee_env.log import repair as log_repair
 from trustee_env.prompts import render
 from trustee_env.schemas import content_hash
 
@@ -325,6 +326,7 @@ class LLMClient:
                         )
                     return value
             if attempt + 1 < attempts:
+                log_repair(self.role, errors)  # rate-limited
                 attempt_messages = [
                     *messages,
                     {"role": "assistant", "content": raw[:3000]},
