@@ -110,3 +110,23 @@ def test_wrong_keys_are_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PlotInputError, match="object 1 is not a trainer log row"):
         plot_training_log(typed, tmp_path / "out.png")
     assert not list(tmp_path.glob("out*"))  # nothing written on bad input
+
+
+def test_cli_plot_picks_the_plot_by_the_keys(make_env, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from trustee_env.cli import main
+
+    run = record_run(make_env, tmp_path / "run.jsonl")
+    assert main(["plot", str(run), "--out", str(tmp_path / "a")]) == 0
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
+        "criteria.png",
+        "difficulty.png",
+        "reward.png",
+        "sim_fault_rate.png",
+    ]
+    log = _write_log(tmp_path / "train.jsonl")
+    assert main(["plot", str(log)]) == 0
+    _assert_sensible_png(tmp_path / "train-plots" / "training.png")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert main(["plot", str(empty)]) == 1
+    assert "no JSON objects to plot" in capsys.readouterr().err
