@@ -58,6 +58,18 @@ class EndpointConfig(BaseModel):
     )
     temperature: float = Field(default=0.7, ge=0, le=2)
     top_p: float = Field(default=0.95, gt=0, le=1)
+    # Sent with every request so llama.cpp and vLLM sample alike (their server defaults differ); None: not sent,
+    # for endpoints that reject fields outside OpenAI's API. See docs/vllm.md.
+    top_k: int | None = Field(default=40, ge=0, description="Top-k cut-off (0 = off); not an OpenAI field.")
+    min_p: float | None = Field(default=0.05, ge=0, le=1, description="Min-p cut-off; not an OpenAI field.")
+    repetition_penalty: float | None = Field(
+        default=1.0,
+        gt=0,
+        description="Sent as repetition_penalty (vLLM) and repeat_penalty (llama.cpp, whose Python server "
+        "defaults to 1.1); 1.0 = off, which suits JSON answers.",
+    )
+    frequency_penalty: float = Field(default=0.0, ge=-2, le=2)
+    presence_penalty: float = Field(default=0.0, ge=-2, le=2)
     max_tokens: int = Field(default=512, ge=1)
     response_format: ResponseFormat = Field(
         default="auto",
@@ -83,6 +95,11 @@ class RoleOverride(BaseModel):
     concurrency: int | None = None
     temperature: float | None = None
     top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
     max_tokens: int | None = None
     response_format: ResponseFormat | None = None
     chat_template_kwargs: dict[str, Any] | None = None
