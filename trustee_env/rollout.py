@@ -40,9 +40,11 @@ class LMPolicy:
 EpisodeSummary = dict[str, Any]
 
 
-async def run_episode(env: TrusteeToolEnv, policy: LMPolicy, *, seed: int) -> EpisodeSummary:
-    """Play one episode to its end on the caller's loop and summarise it."""
-    obs, info = await env.areset(seed=seed)
+async def run_episode(
+    env: TrusteeToolEnv, policy: LMPolicy, *, seed: int, options: dict[str, Any] | None = None
+) -> EpisodeSummary:
+    """Play one episode to its end on the caller's loop and summarise it (``options`` go to ``areset``)."""
+    obs, info = await env.areset(seed=seed, options=options)
     reward, terminated, truncated = 0.0, False, False
     turn = 0
     while not (terminated or truncated):
@@ -79,11 +81,13 @@ def run_episodes(
     *,
     concurrency: int = 1,
     on_done: Callable[[EpisodeSummary], None] | None = None,
+    options: Callable[[int], dict[str, Any] | None] | None = None,
 ) -> list[EpisodeSummary]:
     """Run episodes (``concurrency`` at a time, each on its own env copy) and return their summaries.
 
     Runs on the package's background loop (the portal), so it works where a loop is already running
-    (Jupyter). The extra envs are closed before returning; ``env`` itself stays open.
+    (Jupyter). The extra envs are closed before returning; ``env`` itself stays open. ``options(seed)``
+    gives each episode's reset options (e.g. a task from a task bank).
     """
     order = {seed: index for index, seed in enumerate(seeds)}
 
@@ -96,7 +100,7 @@ def run_episodes(
         async def worker(worker_env: TrusteeToolEnv) -> None:
             while not queue.empty():
                 seed = queue.get_nowait()
-                summary = await run_episode(worker_env, policy, seed=seed)
+                summary = await run_episode(worker_env, policy, seed=seed, options=options(seed) if options else None)
                 results.append(summary)
                 if on_done:
                     on_done(summary)
