@@ -608,7 +608,8 @@ def test_http_400_is_not_retried(make_env: MakeEnv):
 
 
 def test_auto_response_format_falls_back_to_json_object_once(make_env: MakeEnv):
-    env = make_env(scripted(faults={"tool": [Reply(status=400)]}), aspects=pinned())
+    rejected = Reply(status=422, content="response_format.type: Input should be 'text' or 'json_object'")
+    env = make_env(scripted(faults={"tool": [rejected]}), aspects=pinned())
     env.reset(seed=49)
     *_, info = env.step(calls(get_call()))
     assert info["sim_fault"] is None

@@ -18,7 +18,7 @@ from trustee_env.difficulty import aspects_for
 from trustee_env.episode import Episode, Roles, StepOutput
 from trustee_env.errors import ConfigError
 from trustee_env.llm.cache import ResponseCache
-from trustee_env.llm.client import LLMClient
+from trustee_env.llm.client import LLMClient, response_formats
 from trustee_env.llm.usage import Usage
 from trustee_env.roles import Judge, TaskGenerator, ToolSimulator, UserSimulator
 from trustee_env.schemas import Aspects, Role, Task
@@ -225,5 +225,7 @@ class RuntimeViews:
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Episodes, sim faults, per-role usage (latency, queueing, cache hits), task-gate counts."""
+        """Episodes, sim faults, per-role usage (latency, queueing, cache hits), task-gate counts, and the
+        structured-output mode per endpoint URL (``response_formats``: it never changes without a warning)."""
+        self.runtime.stats["response_formats"] = response_formats()
         return self.runtime.stats

@@ -221,7 +221,7 @@ class FakeLLMServer:
             writer.transport.abort()
             return False
         if reply.status != 200:
-            error = {"error": {"message": f"scripted HTTP {reply.status}"}}
+            error = {"error": {"message": reply.content or f"scripted HTTP {reply.status}"}}
             await self._send(writer, reply.status, error, reply.headers, reply.stall_s)
             return not reply.stall_s
         content = reply.content if isinstance(reply.content, str) else json.dumps(reply.content)

@@ -4,8 +4,10 @@ One call = one role asking for one structured answer:
 
 1. look the request up in the record/replay cache;
 2. send it with the answer constrained to a JSON schema (OpenAI ``json_schema`` for vLLM and
-   llama-server, ``json_object`` + ``schema`` for llama-cpp-python; ``auto`` tries the first
-   and falls back once per endpoint);
+   llama-server, ``json_object`` + ``schema`` for llama-cpp-python; ``auto`` tries the first and
+   falls back once per endpoint, only when the server rejects the ``response_format`` itself: vLLM
+   ignores ``schema`` in ``json_object`` mode, so a fallback there would turn enforcement off), with
+   every object in the schema closed and the role's sampling settings sent explicitly;
 3. retry transport failures (429, 5xx, timeouts, refused connections) with exponential
    backoff, outside the concurrency slot;
 4. parse leniently (raw newlines in strings, trailing commas), validate with pydantic and
@@ -23,6 +25,7 @@ import datetime
 import functools
 import itertools
 import json
+import logging
 import re
 import ssl
 import threading
@@ -55,16 +58,21 @@ from trustee_env.log import repair as log_repair
 from trustee_env.prompts import render
 from trustee_env.schemas import content_hash
 
-__all__ = ["LLMClient", "is_retryable", "parse_json_output"]
+__all__ = ["LLMClient", "closed_schema", "is_retryable", "parse_json_output", "response_formats"]
 
 T = TypeVar("T", bound=BaseModel)
 Validator = Callable[[Any], list[str]]
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+# An error about the response format itself (llama-cpp-python: 422 "response_format.type: Input should be 'text'
+# or 'json_object'"), not about the schema, the prompt length or anything else the same status may mean.
+_FORMAT_REJECTED_RE = re.compile(r"response_format|json_object", re.IGNORECASE)
+logger = logging.getLogger("trustee_env")
 _FENCE_RE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
 # Per-process knowledge about endpoints, shared by all loops.
 _format_for_url: dict[str, str] = {}
+_fallback_reason: dict[str, str] = {}
 _model_for_url: dict[str, str] = {}
 _endpoint_lock = threading.Lock()
 
@@ -111,10 +119,43 @@ def parse_json_output(text: str) -> Any:
         raise ValueError(f"not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
 
 
+def response_formats() -> dict[str, dict[str, str | None]]:
+    """The structured-output mode in use per endpoint URL in this process, and why it changed, if it did.
+
+    ``{"http://.../v1": {"mode": "json_schema", "fallback": None}}``; shown in ``env.unwrapped.stats``.
+    """
+    with _endpoint_lock:
+        return {url: {"mode": mode, "fallback": _fallback_reason.get(url)} for url, mode in _format_for_url.items()}
+
+
+def closed_schema(schema: Any) -> Any:
+    """A copy of ``schema`` in which every object that lists properties forbids others.
+
+    Grammar engines otherwise let the model invent keys (under vLLM's guidance backend, 10 of 11
+    task-generator answers of a small model ran away with nested made-up keys). An object that sets
+    ``additionalProperties`` itself (a map, or an explicit ``true``) keeps it.
+    """
+    if isinstance(schema, list):
+        return [closed_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("properties", "$defs", "definitions", "patternProperties") and isinstance(value, dict):
+            out[key] = {name: closed_schema(sub) for name, sub in value.items()}  # names, not a schema
+        elif key in ("enum", "const", "default", "examples", "required"):
+            out[key] = value  # data
+        else:
+            out[key] = closed_schema(value)
+    if isinstance(out.get("properties"), dict) and "additionalProperties" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
 @functools.lru_cache(maxsize=64)
 def _schema_for(output: type[BaseModel]) -> dict[str, Any]:
-    """A model's JSON schema, built once (pydantic regenerates it on every call otherwise)."""
-    return output.model_json_schema()
+    """A model's JSON schema with every object closed, built once (pydantic regenerates it per call)."""
+    return cast(dict[str, Any], closed_schema(output.model_json_schema()))
 
 
 def _json_default(value: Any) -> Any:
@@ -214,6 +255,57 @@ def _client_for(url: str, endpoint: EndpointConfig) -> _Shard:
     return clients[next(turn) % len(clients)]
 
 
+_EXTRA_SAMPLING = ("top_k", "min_p", "repetition_penalty", "frequency_penalty", "presence_penalty")
+
+
+def sampling_body(endpoint: EndpointConfig) -> dict[str, Any]:
+    """The sampling fields sent with every request of a role, so every engine samples alike.
+
+    llama-cpp-python's server defaults to top_k 40, min_p 0.05 and a repeat penalty of 1.1; vLLM to
+    no top-k, no min-p and no penalty. The repetition penalty goes under both engines' names
+    (``repetition_penalty`` for vLLM, ``repeat_penalty`` for llama.cpp; each ignores the other's).
+    A setting of None is not sent (for endpoints that refuse fields outside OpenAI's API).
+    """
+    body: dict[str, Any] = {
+        "temperature": endpoint.temperature,
+        "top_p": endpoint.top_p,
+        "frequency_penalty": endpoint.frequency_penalty,
+        "presence_penalty": endpoint.presence_penalty,
+    }
+    if endpoint.top_k is not None:
+        body["top_k"] = endpoint.top_k
+    if endpoint.min_p is not None:
+        body["min_p"] = endpoint.min_p
+    if endpoint.repetition_penalty is not None:
+        body["repetition_penalty"] = body["repeat_penalty"] = endpoint.repetition_penalty
+    return body
+
+
+def _format_rejected(err: openai.APIStatusError) -> bool:
+    """Whether an error response says the ``response_format`` itself is not accepted."""
+    if err.status_code not in (400, 422, 500):
+        return False
+    body = err.body if err.body is not None else err.message
+    return bool(_FORMAT_REJECTED_RE.search(json.dumps(body, default=str) if not isinstance(body, str) else body))
+
+
+def _fall_back(url: str, err: openai.APIStatusError) -> None:
+    """Switch ``url`` to ``json_object`` + ``schema`` for the rest of the process, with one warning."""
+    body = err.body if err.body is not None else err.message
+    reason = f"HTTP {err.status_code}: {str(body)[:200]}"
+    with _endpoint_lock:
+        first = _format_for_url.get(url) != "json_object"
+        _format_for_url[url] = "json_object"
+        _fallback_reason.setdefault(url, reason)
+    if first:
+        logger.warning(
+            "trustee: %s rejected response_format json_schema (%s); using json_object with the schema from now on "
+            "(set response_format explicitly to skip this probe)",
+            url,
+            reason,
+        )
+
+
 class LLMClient:
     """Structured and free-text chat calls for one role on one endpoint (or a pool of them).
 
@@ -242,6 +334,7 @@ class LLMClient:
         self.urls = [url.rstrip("/") for url in urls]
         self._pool = pool_for(self.urls)
         self._limiters = {url: limiter_for(url, endpoint.concurrency) for url in self.urls}
+        self._sampling = sampling_body(endpoint)
 
     # ------------------------------------------------------------------ public calls
 
@@ -405,6 +498,12 @@ class LLMClient:
             "max_tokens": self.endpoint.max_tokens,
             "repairs": self.endpoint.max_repairs,
         }
+        # The other sampling settings enter the key only when changed from their defaults, so caches
+        # recorded before they were sent explicitly still replay.
+        for name in _EXTRA_SAMPLING:
+            value = getattr(self.endpoint, name)
+            if value != EndpointConfig.model_fields[name].default:
+                sampling[name] = value
         model = self.endpoint.model or "auto"  # "auto": whatever the endpoint serves first
         return content_hash({"role": self.role, "model": model, "sampling": sampling, **request}, length=64)
 
@@ -444,9 +543,11 @@ class LLMClient:
 
     def _response_format(self, url: str, schema: dict[str, Any]) -> dict[str, Any]:
         mode = self.endpoint.response_format
-        if mode == "auto":
-            with _endpoint_lock:
-                mode = _format_for_url.get(url, "json_schema")
+        with _endpoint_lock:
+            if mode == "auto":
+                mode = _format_for_url.setdefault(url, "json_schema")
+            else:
+                _format_for_url.setdefault(url, mode)
         if mode == "json_object":
             return {"type": "json_object", "schema": schema}
         return {"type": "json_schema", "json_schema": {"name": self.role, "schema": schema}}
@@ -506,8 +607,7 @@ class LLMClient:
         body: dict[str, Any] = {
             "model": model,
             "messages": messages,
-            "temperature": self.endpoint.temperature,
-            "top_p": self.endpoint.top_p,
+            **self._sampling,
             "max_tokens": max_tokens,
             "seed": seed,
         }
@@ -526,14 +626,11 @@ class LLMClient:
             try:
                 return await self._post(client, {**body, "response_format": fmt})
             except openai.APIStatusError as err:
-                # llama-cpp-python rejects OpenAI's json_schema form; fall back once per endpoint.
-                if (
-                    self.endpoint.response_format == "auto"
-                    and fmt["type"] == "json_schema"
-                    and err.status_code in (400, 422, 500)
-                ):
-                    with _endpoint_lock:
-                        _format_for_url[url] = "json_object"
+                # llama-cpp-python rejects OpenAI's json_schema form; fall back once per endpoint, and only
+                # then: any other 400 (a prompt over the context, a schema the grammar engine refuses) is
+                # raised as it is, since vLLM would take json_object but ignore its schema.
+                if self.endpoint.response_format == "auto" and fmt["type"] == "json_schema" and _format_rejected(err):
+                    _fall_back(url, err)
                     return await self._post(client, {**body, "response_format": self._response_format(url, schema)})
                 raise
         finally:
