@@ -150,6 +150,12 @@ def _view(args: argparse.Namespace) -> int:
     records = list(read_trajectories(path))
     if not records:
         raise TrusteeError(f"{path} holds no trajectories")
+    if args.html:
+        from trustee_env.viewer_html import write_html
+
+        out = write_html(records, args.html, source=path.name)
+        print(f"wrote {out} ({len(records)} episodes): open it in a browser")
+        return 0
     chosen = records if args.index is None else [records[args.index]]
     for record in chosen:
         print(render_trajectory(record, show_system=args.system))
@@ -216,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--index", type=int, default=None, help="only this episode (0-based; -1 = last)")
     view.add_argument("--system", action="store_true", help="also show system prompts")
     view.add_argument("--summary", action="store_true")
+    view.add_argument("--html", metavar="OUT", help="write a self-contained HTML viewer of every episode to OUT")
     view.set_defaults(func=_view)
 
     plot = sub.add_parser("plot", help="write PNG plots of a trajectory JSONL or a trainer log")
