@@ -47,7 +47,9 @@ class EndpointConfig(BaseModel):
         default=None, description="OpenAI-compatible base URL ending in /v1 (a list spreads load over several)."
     )
     model: str | None = Field(default=None, description="Model name; None asks the server's /v1/models.")
-    api_key: str = Field(default="EMPTY", repr=False)
+    api_key: str = Field(
+        default="EMPTY", repr=False, description="API key sent as a bearer token (local servers ignore it)."
+    )
     timeout: float = Field(default=120.0, gt=0, description="Seconds per request.")
     max_retries: int = Field(default=3, ge=0, description="Retries on 429/5xx/timeouts/connection errors.")
     max_repairs: int = Field(default=2, ge=0, description="Re-asks after an answer fails its schema.")
@@ -56,8 +58,8 @@ class EndpointConfig(BaseModel):
         ge=1,
         description="Requests in flight to this endpoint, per process (more wait, with a log line and a count).",
     )
-    temperature: float = Field(default=0.7, ge=0, le=2)
-    top_p: float = Field(default=0.95, gt=0, le=1)
+    temperature: float = Field(default=0.7, ge=0, le=2, description="Sampling temperature.")
+    top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling cut-off.")
     # Sent with every request so llama.cpp and vLLM sample alike (their server defaults differ); None: not sent,
     # for endpoints that reject fields outside OpenAI's API. See docs/vllm.md.
     top_k: int | None = Field(default=40, ge=0, description="Top-k cut-off (0 = off); not an OpenAI field.")
@@ -68,9 +70,9 @@ class EndpointConfig(BaseModel):
         description="Sent as repetition_penalty (vLLM) and repeat_penalty (llama.cpp, whose Python server "
         "defaults to 1.1); 1.0 = off, which suits JSON answers.",
     )
-    frequency_penalty: float = Field(default=0.0, ge=-2, le=2)
-    presence_penalty: float = Field(default=0.0, ge=-2, le=2)
-    max_tokens: int = Field(default=512, ge=1)
+    frequency_penalty: float = Field(default=0.0, ge=-2, le=2, description="OpenAI frequency penalty.")
+    presence_penalty: float = Field(default=0.0, ge=-2, le=2, description="OpenAI presence penalty.")
+    max_tokens: int = Field(default=512, ge=1, description="Most tokens one answer may have.")
     response_format: ResponseFormat = Field(
         default="auto",
         description="'json_schema' (OpenAI, vLLM, llama-server), 'json_object' with schema (llama-cpp-python), "
@@ -156,7 +158,9 @@ class TrusteeConfig(BaseSettings):
         default=None, description="Endpoint for every role; None starts (or reuses) the embedded local server."
     )
     model: str | None = None
-    api_key: str = Field(default="EMPTY", repr=False)
+    api_key: str = Field(
+        default="EMPTY", repr=False, description="API key sent as a bearer token (local servers ignore it)."
+    )
     timeout: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=3, ge=0)
     max_repairs: int = Field(default=2, ge=0)
@@ -214,12 +218,19 @@ class TrusteeConfig(BaseSettings):
 
     # Record/replay and trajectories.
     cache_path: str | None = Field(default=None, description="sqlite file of the record/replay cache.")
-    cache_mode: CacheMode = "off"
+    cache_mode: CacheMode = Field(
+        default="off", description="'read_write' records and serves; 'replay_only' serves and fails on a miss."
+    )
     trajectory_path: str | None = Field(default=None, description="JSONL file; every finished episode is appended.")
-    raise_on_sim_fault: bool = False
+    raise_on_sim_fault: bool = Field(
+        default=False, description="Raise the LLMError instead of labelling the episode with info['sim_fault']."
+    )
 
     # Embedded server (used only when base_url is None).
-    server_engine: Literal["auto", "llama-server", "llama-cpp-python", "vllm"] = "auto"
+    server_engine: Literal["auto", "llama-server", "llama-cpp-python", "vllm"] = Field(
+        default="auto",
+        description="Engine of the embedded server; 'auto': llama-server on PATH, else llama-cpp-python.",
+    )
     server_parallel: int = Field(default=1, ge=1, description="Slots of the embedded server.")
 
     @classmethod
