@@ -1,0 +1,251 @@
+"""The HTML trajectory viewer: a self-contained page, tested in a real headless Chromium (Debian's package).
+
+The browser tests skip only where Chromium, its driver or Selenium is missing (``.ci/run`` installs them).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import pytest
+from recorded_runs import INJECTION, record_run
+
+from trustee_env.catalog import Catalog
+from trustee_env.cli import main
+from trustee_env.testing import FakeLLMServer
+from trustee_env.trajectory import read_trajectories
+from trustee_env.viewer_html import build_payload, escape_json_for_html, write_html
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+BROWSER_ARGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000")
+MOCK_CATALOG = Path(__file__).resolve().parent / "data" / "mock_catalog.json"
+
+
+@pytest.fixture(scope="module")
+def run_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Five recorded episodes (solved, wrong arguments, unknown tool, HTML injection, sim fault)."""
+    servers: list[FakeLLMServer] = []
+    envs: list[Any] = []
+    catalog = Catalog.load(MOCK_CATALOG)
+
+    def make_env(handler: Any, **kwargs: Any) -> Any:
+        server = FakeLLMServer(handler).start()
+        servers.append(server)
+        env = gym.make("Trustee-v0", base_url=server.base_url, catalog=catalog, timeout=10.0, **kwargs)
+        envs.append(env)
+        return env
+
+    try:
+        return record_run(make_env, tmp_path_factory.mktemp("run") / "run.jsonl")
+    finally:
+        for env in envs:
+            env.close()
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def page(run_file: Path) -> Path:
+    return write_html(read_trajectories(run_file), run_file.with_suffix(".html"), source=run_file.name)
+
+
+# ---- without a browser -------------------------------------------------------------------------------------
+
+
+def test_escaped_json_keeps_its_value_and_cannot_close_a_script() -> None:
+    value = {"text": "</script><script>alert(1)</script> & <!-- <img onerror=x>", "n": [1, 2.5, None]}
+    escaped = escape_json_for_html(json.dumps(value))
+    assert "<" not in escaped and ">" not in escaped and "&" not in escaped
+    assert json.loads(escaped) == value
+
+
+def test_page_embeds_the_data_once_and_only_its_own_scripts(page: Path, run_file: Path) -> None:
+    text = page.read_text(encoding="utf-8")
+    assert len(re.findall(r"<script\b", text)) == 2  # the data blob and the app: injected text adds none
+    assert text.count("</script>") == 2
+    assert "http://" not in text and "https://" not in text  # nothing to fetch
+    blob = text.split('<script id="trustee-data" type="application/json">', 1)[1].split("</script>", 1)[0]
+    data = json.loads(blob)
+    assert len(data["episodes"]) == sum(1 for _ in read_trajectories(run_file)) == 5
+    assert any(m["content"] == INJECTION for ep in data["episodes"] for m in ep["messages"])
+
+
+def test_payload_shares_tools_and_records_the_world_patch(run_file: Path) -> None:
+    payload = build_payload(read_trajectories(run_file))
+    assert len(payload["tools"]) == 3  # the mock catalog, once, whatever the number of episodes
+    first = payload["episodes"][0]
+    assert all(isinstance(i, int) for i in first["task"]["tools"])
+    assert "transcript" not in first
+    ops = sorted((op["op"], op["path"]) for op in first["world_patch"])
+    assert ops == [("add", "/cancellations"), ("replace", "/records/0/status")]
+
+
+def test_cli_view_html(run_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "sub" / "view.html"
+    assert main(["view", str(run_file), "--html", str(out)]) == 0
+    assert out.is_file() and "5 episodes" in capsys.readouterr().out
+
+
+# ---- in headless Chromium ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.skip("Chromium is not installed (apt-get install chromium chromium-driver; .ci/run does it)")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the 'test' extra)")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in BROWSER_ARGS:
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _open(driver: Any, page: Path, fragment: str = "") -> None:
+    driver.get(page.as_uri() + fragment)
+    if fragment:
+        driver.refresh()  # a fragment-only change does not reload the page
+    assert driver.execute_script("return document.body.dataset.ready") == "1"
+    driver.get_log("browser")  # start each test's console log empty
+
+
+def _rows(driver: Any) -> list[Any]:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_elements(By.CSS_SELECTOR, "#list .row")
+
+
+def _set(driver: Any, element_id: str, value: str) -> None:
+    """Set a filter control and fire the event the page listens to (no debounce wait for 'change')."""
+    driver.execute_script(
+        "const e = document.getElementById(arguments[0]); e.value = arguments[1];"
+        "e.dispatchEvent(new Event(e.tagName === 'SELECT' ? 'change' : 'input'));",
+        element_id,
+        value,
+    )
+
+
+def _count(driver: Any) -> str:
+    return driver.execute_script("return document.getElementById('count').textContent")
+
+
+def test_page_loads_without_console_errors(browser: Any, page: Path) -> None:
+    browser.get(page.as_uri())
+    assert browser.execute_script("return document.body.dataset.ready") == "1"
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
+    assert errors == []
+    assert len(_rows(browser)) == 5
+    assert _count(browser).startswith("5 of 5 episodes")
+
+
+def test_filters_and_sort(browser: Any, page: Path) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _open(browser, page)
+    _set(browser, "filter-fault", "any")
+    assert _count(browser).startswith("1 of 5") and len(_rows(browser)) == 1
+    _set(browser, "filter-fault", "none")
+    _set(browser, "reward-min", "0.5")
+    WebDriverWait(browser, 5).until(lambda d: _count(d).startswith("1 of 5"))
+    assert [row.get_attribute("data-index") for row in _rows(browser)] == ["0"]
+    browser.find_element("id", "clear").click()
+    assert _count(browser).startswith("5 of 5")
+    _set(browser, "filter-search", "LAUNCH_rockets")  # case-insensitive, searches tool calls too
+    WebDriverWait(browser, 5).until(lambda d: _count(d).startswith("1 of 5"))
+    assert [row.get_attribute("data-index") for row in _rows(browser)] == ["2"]
+    browser.find_element("id", "clear").click()
+    _set(browser, "filter-termination", "sim_fault")
+    assert [row.get_attribute("data-index") for row in _rows(browser)] == ["4"]
+    _set(browser, "filter-termination", "")
+    _set(browser, "filter-category", "mock")
+    assert _count(browser).startswith("5 of 5")
+    _set(browser, "sort", "reward-asc")
+    rewards = [float(row.text.split("r ")[1].split()[0]) for row in _rows(browser)]
+    assert rewards == sorted(rewards) and rewards[0] == -1
+    assert browser.get_log("browser") == []
+
+
+def test_open_episode_shows_injected_html_as_text(browser: Any, page: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    _open(browser, page)
+    row = next(r for r in _rows(browser) if r.get_attribute("data-index") == "3")
+    row.click()
+    detail = browser.find_element(By.ID, "detail")
+    assert detail.find_element(By.TAG_NAME, "h2").text.lower() == "episode #3"
+    agent_texts = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#detail .msg.assistant .text')).map(e => e.textContent)"
+    )
+    assert INJECTION in agent_texts  # shown verbatim, as text
+    assert browser.execute_script("return window.__pwned") is None  # neither the <script> nor onerror ran
+    assert detail.find_elements(By.TAG_NAME, "img") == [] and detail.find_elements(By.TAG_NAME, "script") == []
+    assert detail.find_elements(By.TAG_NAME, "b") == []
+    assert len(browser.find_elements(By.TAG_NAME, "script")) == 2
+    assert browser.get_log("browser") == []
+
+
+def test_episode_sections_world_patch_judge_and_usage(browser: Any, page: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    _open(browser, page, "#e1")  # wrong arguments (an injected </script> among them) that still changed the state
+    headings = [h.text.lower() for h in browser.find_elements(By.CSS_SELECTOR, "#detail h2")]
+    assert headings == [
+        "episode #1",
+        "task (hidden from the agent)",
+        "expected calls",
+        "conversation",
+        "tool calls",
+        "world state",
+        "judge",
+        "usage per role",
+    ]
+    detail = browser.find_element(By.ID, "detail").text
+    assert "✗ missing" in detail and "missing expected call(s)" in detail
+    assert browser.find_elements(By.CSS_SELECTOR, "#detail .hl-add")
+    assert browser.find_elements(By.CSS_SELECTOR, "#detail .hl-rep")
+    assert browser.find_elements(By.CSS_SELECTOR, "#detail .hl-del")
+    assert "window.__pwned = 3" in detail and browser.execute_script("return window.__pwned") is None
+    _open(browser, page, "#e0")
+    assert "✓ matched call #0" in browser.find_element(By.ID, "detail").text
+    usage_roles = browser.execute_script(
+        "const s = Array.from(document.querySelectorAll('#detail section')).pop();"
+        "return Array.from(s.querySelectorAll('tr td:first-child')).map(td => td.textContent)"
+    )
+    assert {"task_generator", "user", "tool", "judge"} <= set(usage_roles)
+    assert browser.get_log("browser") == []
+
+
+def test_keyboard_navigation_and_fault_episode(browser: Any, page: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    _open(browser, page, "#e3")
+    browser.find_element(By.ID, "list").send_keys(Keys.ARROW_DOWN)
+    detail = browser.find_element(By.ID, "detail").text
+    assert "EPISODE #4" in detail.upper() and "SIM FAULT · tool · invalid_output" in detail
+    assert browser.get_log("browser") == []
+
+
+def test_screenshot_renders_to_png(browser: Any, page: Path, tmp_path: Path) -> None:
+    _open(browser, page, "#e1")
+    shot = tmp_path / "viewer.png"
+    assert browser.save_screenshot(str(shot))
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width >= 1000 and height >= 700 and len(data) > 30_000
