@@ -39,7 +39,7 @@ REPLY_FAULTS: dict[str, str] = {
     "truncated_json": "the answer cut in half, finish_reason 'length'",
     "wrong_schema": "valid JSON of another shape",
     "out_of_range": "judge verdict 7 and scores 3 (judge only)",
-    "huge_answer": "a 10 MB answer",
+    "huge_answer": "a 10 MB answer (its first string field 10 MB long)",
 }
 """Fault kinds a server can put into one answer, with what each sends."""
 
@@ -81,10 +81,25 @@ def fault_reply(kind: str, role: str, good: Reply | str | dict[str, Any], *, slo
         value["scores"] = {name: 3 for name in (value.get("scores") or {"intent": 0})}
         return Reply(content=value)
     if kind == "huge_answer":
-        value = dict(content) if isinstance(content, dict) else {"text": text}
-        value["padding"] = "x" * HUGE_BYTES
-        return Reply(content=value)
+        return Reply(content=_huge(content if isinstance(content, dict) else {"text": text}))
     raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(REPLY_FAULTS)}")
+
+
+def _huge(value: dict[str, Any]) -> dict[str, Any]:
+    """The answer with its first string field (depth first) 10 MB long; a ``padding`` field if it has none."""
+    out = json.loads(json.dumps(value))
+    stack: list[Any] = [out]
+    while stack:
+        node = stack.pop()
+        items = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
+        for key, item in items:
+            if isinstance(item, str):
+                node[key] = "x" * HUGE_BYTES
+                return out
+            if isinstance(item, dict | list):
+                stack.append(item)
+    out["padding"] = "x" * HUGE_BYTES
+    return out
 
 
 class FaultPlan:
