@@ -11,7 +11,7 @@ that thread (it also runs at exit).
 
 Each line carries a ``schema_version``; :func:`read_trajectories` reads older lines too (fields
 they lack take their defaults) and skips, with a :class:`TornLineWarning`, a line cut short by a
-crash mid-write.
+crash mid-write; the next append after such a line starts on a fresh line, so only the torn one is lost.
 """
 
 from __future__ import annotations
@@ -208,10 +208,13 @@ def append_trajectory(path: str | os.PathLike[str], record: Trajectory | dict[st
         line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
     data = line.encode("utf-8")
     with _lock_for(target):
-        fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             if fcntl is not None:  # other processes (sharded vector envs, Ray workers) append to the same file
                 fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":  # a crash left a torn line: do not glue onto it
+                data = b"\n" + data
             view = memoryview(data)
             while view:  # one write for a regular file; the loop only covers a short write
                 view = view[os.write(fd, view) :]
