@@ -8,6 +8,11 @@ A role template defines two top-level blocks with ``{% set system %}`` and
 ``{% set user %}``: static instructions go in ``system`` (so server-side prefix caching
 pays off) and episode data in ``user``. Text written by the policy only enters a prompt
 through the ``fence`` filter, which quotes it as data.
+
+Templates render in jinja2's immutable sandbox: a template (a user's ``prompt_dir`` too) can read the
+values it is given but not reach Python internals (``__class__``, ``__subclasses__``, ...) or mutate
+them; that raises :class:`~trustee_env.errors.TemplateError`. Values are never rendered as templates,
+so ``{{ }}`` or ``{% %}`` in policy text stays text.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.sandbox
 
 from trustee_env.errors import TemplateError
 
@@ -58,7 +64,7 @@ def _environment(extra_dir: str | None = None) -> jinja2.Environment:
         raise TemplateError(
             "no prompts folder found: the package is missing trustee_env/prompts; reinstall trustee-env"
         )
-    env = jinja2.Environment(
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader(search),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -92,6 +98,8 @@ def render(name: str, prompt_dir: str | None = None, **context: Any) -> str:
         return _template(name, prompt_dir).render(**context)
     except jinja2.UndefinedError as err:
         raise TemplateError(f"prompt template {name!r}: {err.message}") from None
+    except jinja2.sandbox.SecurityError as err:
+        raise TemplateError(f"prompt template {name!r} is unsafe: {err}") from None
 
 
 def render_parts(name: str, prompt_dir: str | None = None, **context: Any) -> dict[str, str]:
@@ -100,6 +108,8 @@ def render_parts(name: str, prompt_dir: str | None = None, **context: Any) -> di
         module = _template(name, prompt_dir).make_module(context)
     except jinja2.UndefinedError as err:
         raise TemplateError(f"prompt template {name!r}: {err.message}") from None
+    except jinja2.sandbox.SecurityError as err:
+        raise TemplateError(f"prompt template {name!r} is unsafe: {err}") from None
     return {key: " ".join(str(value).split()) for key, value in vars(module).items() if not key.startswith("_")}
 
 
@@ -109,6 +119,8 @@ def render_messages(name: str, prompt_dir: str | None = None, **context: Any) ->
         module = _template(name, prompt_dir).make_module(context)
     except jinja2.UndefinedError as err:
         raise TemplateError(f"prompt template {name!r}: {err.message}") from None
+    except jinja2.sandbox.SecurityError as err:
+        raise TemplateError(f"prompt template {name!r} is unsafe: {err}") from None
     system = str(getattr(module, "system", "")).strip()
     user = str(getattr(module, "user", "")).strip()
     if not system or not user:
