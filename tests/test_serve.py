@@ -16,7 +16,7 @@ from trustee_env.serve.local import LocalServer, ServerSpec, build_command, free
 
 def test_vllm_command_has_tool_and_reasoning_parsers() -> None:
     cmd = build_command(ServerSpec(engine="vllm", model="Qwen/Qwen3-8B", port=8000))
-    assert cmd[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+    assert cmd[1:3] == ["serve", "Qwen/Qwen3-8B"] or cmd[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
     joined = " ".join(cmd)
     assert "--enable-auto-tool-choice" in joined and "--tool-call-parser hermes" in joined
     assert "--reasoning-parser qwen3" in joined and "--port 8000" in joined
@@ -42,7 +42,7 @@ def test_print_command_does_not_start_anything() -> None:
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "vllm.entrypoints.openai.api_server" in proc.stdout and "Qwen/Qwen3-8B" in proc.stdout
+    assert "serve Qwen/Qwen3-8B" in proc.stdout or "api_server --model Qwen/Qwen3-8B" in proc.stdout
 
 
 @pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="needs the local extra")

