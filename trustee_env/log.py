@@ -15,15 +15,27 @@ come, then one summary line per interval counts the rest, so a 10,000-episode ru
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["LOGGER_NAME", "RateLimiter", "configure", "faults", "logger", "repair", "sim_fault"]
+__all__ = [
+    "LOGGER_NAME",
+    "RateLimiter",
+    "configure",
+    "configured",
+    "faults",
+    "level_number",
+    "logger",
+    "repair",
+    "sim_fault",
+]
 
 LOGGER_NAME = "trustee_env"
 logger = logging.getLogger(LOGGER_NAME)
@@ -47,6 +59,16 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+def level_number(level: int | str) -> int:
+    """``"info"`` -> ``logging.INFO``; ValueError for a name logging does not know."""
+    if isinstance(level, int):
+        return level
+    resolved = logging.getLevelName(level.strip().upper())
+    if not isinstance(resolved, int):
+        raise ValueError(f"unknown log level {level!r} (use DEBUG, INFO, WARNING, ERROR or CRITICAL)")
+    return resolved
+
+
 def configure(level: int | str | None = None, *, fmt: str = _FORMAT) -> logging.Handler | None:
     """Send ``trustee_env`` records at ``level`` and above to stderr (one handler, replaced on each call).
 
@@ -57,12 +79,7 @@ def configure(level: int | str | None = None, *, fmt: str = _FORMAT) -> logging.
         level = os.environ.get("TRUSTEE_LOG_LEVEL") or None
         if level is None:
             return None
-    if isinstance(level, str):
-        name = level.strip().upper()
-        resolved = logging.getLevelName(name)
-        if not isinstance(resolved, int):
-            raise ValueError(f"unknown log level {level!r} (use DEBUG, INFO, WARNING, ERROR or CRITICAL)")
-        level = resolved
+    level = level_number(level)
     for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
         logger.removeHandler(handler)
     handler = _StderrHandler()
@@ -71,6 +88,22 @@ def configure(level: int | str | None = None, *, fmt: str = _FORMAT) -> logging.
     logger.setLevel(level)
     logger.propagate = False  # one line per record, even when the root logger also prints
     return handler
+
+
+@contextlib.contextmanager
+def configured(level: int | str | None = None, *, fmt: str = _FORMAT) -> Iterator[None]:
+    """:func:`configure` for the duration of a block, then the logger as it was (handlers, level, propagation).
+
+    The ``trustee`` command runs under it, so calling ``trustee_env.cli.main`` in-process leaves no handler behind.
+    """
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    try:
+        configure(level, fmt=fmt)
+        yield
+    finally:
+        logger.handlers[:] = saved[0]
+        logger.setLevel(saved[1])
+        logger.propagate = saved[2]
 
 
 class RateLimiter:
