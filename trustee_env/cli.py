@@ -12,6 +12,7 @@ import argparse
 import ast
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -81,7 +82,7 @@ def _add_endpoint_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from trustee_env.serve.local import LocalServer, ServerSpec, build_command, pick_engine, server_answers
+    from trustee_env.serve.local import LocalServer, ServerSpec, pick_engine, server_answers, shell_command
 
     if args.base_url:
         model = server_answers(args.base_url)
@@ -93,15 +94,22 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"endpoint {args.base_url} is up (model {model!r})")
         return 0
     engine = pick_engine(args.engine) if not args.print_command or args.engine == "auto" else args.engine
+    after_dashes = args.engine_args[1:] if args.engine_args[:1] == ["--"] else args.engine_args
     spec = ServerSpec(
-        engine=engine, model=args.model, host=args.host, port=args.port or 0, parallel=args.parallel, n_ctx=args.n_ctx
+        engine=engine,
+        model=args.model,
+        host=args.host,
+        port=args.port or 0,
+        parallel=args.parallel,
+        n_ctx=args.n_ctx,
+        extra_args=[part for arg in args.engine_arg for part in shlex.split(arg)] + after_dashes,
     )
     if args.threads:
-        spec.threads = args.threads
+        spec.threads, spec.threads_given = args.threads, True
     if args.print_command:
         if spec.port == 0:
             spec.port = 8000
-        print(" ".join(build_command(spec)))
+        print(shell_command(spec))
         return 0
     server = LocalServer(spec)
     stop = {"now": False}
@@ -111,14 +119,14 @@ def _serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    print(f"starting {engine} ({' '.join(build_command(spec))[:200]}) ...", flush=True)
+    print(f"starting {engine}: {shell_command(spec)[:300]} ...", flush=True)
     server.start()
     print(f"serving {server.model_name!r} at {server.base_url} (pid {server.pid}, ready in {server.startup_s:.1f}s)")
     print(f"point Trustee at it:  TRUSTEE_BASE_URL={server.base_url}   Ctrl-C to stop", flush=True)
     try:
         while not stop["now"]:
             if server.process is None or server.process.poll() is not None:
-                raise TrusteeError(f"the server exited unexpectedly; log: {server.log_path}\n{server.log_tail()}")
+                raise TrusteeError(f"the server exited unexpectedly; {server.failure_report()}")
             time.sleep(0.5)
     finally:
         server.stop()
@@ -557,14 +565,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="start a local OpenAI-compatible model server and wait")
     serve.add_argument("--engine", default="auto", choices=["auto", "llama-server", "llama-cpp-python", "vllm"])
-    serve.add_argument("--model", help="GGUF path (llama.cpp) or HF model id (vLLM); default: bundled SmolLM2-135M")
+    serve.add_argument(
+        "--model",
+        help="llama.cpp: a GGUF path (default: the bundled SmolLM2-135M); "
+        "vLLM: a Hugging Face model id or folder (default: Qwen/Qwen3-8B)",
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=0, help="default: a free port")
     serve.add_argument("--parallel", type=int, default=1, help="server slots (llama-server, vLLM)")
-    serve.add_argument("--n-ctx", type=int, default=4096)
-    serve.add_argument("--threads", type=int, default=0)
+    serve.add_argument(
+        "--n-ctx", type=int, default=None, help="context tokens per request (default: 4096; vLLM: the model's own)"
+    )
+    serve.add_argument("--threads", type=int, default=0, help="CPU threads (vLLM on CPU: cores 0..N-1)")
+    serve.add_argument(
+        "--engine-arg",
+        action="append",
+        default=[],
+        metavar="ARGS",
+        help="arguments passed to the engine as they are (repeatable, split like a shell: "
+        "--engine-arg='--gpu-memory-utilization 0.3'); or put them after --",
+    )
     serve.add_argument("--print-command", action="store_true", help="print the server command and exit")
     serve.add_argument("--base-url", help="check an already-running endpoint instead of starting one")
+    serve.add_argument("engine_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     serve.set_defaults(func=_serve)
 
     demo = sub.add_parser("demo", help="run a few episodes end to end with a local LM as the policy")
