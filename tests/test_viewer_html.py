@@ -5,7 +5,6 @@ The browser tests skip only where Chromium, its driver or Selenium is missing (`
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import struct
@@ -21,7 +20,7 @@ from trustee_env.catalog import Catalog
 from trustee_env.cli import main
 from trustee_env.testing import FakeLLMServer
 from trustee_env.trajectory import read_trajectories
-from trustee_env.viewer_html import build_payload, escape_json_for_html, write_html
+from trustee_env.viewer_html import build_payload, decode_payload, encode_payload, write_html
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -60,11 +59,12 @@ def page(run_file: Path) -> Path:
 # ---- without a browser -------------------------------------------------------------------------------------
 
 
-def test_escaped_json_keeps_its_value_and_cannot_close_a_script() -> None:
-    value = {"text": "</script><script>alert(1)</script> & <!-- <img onerror=x>", "n": [1, 2.5, None]}
-    escaped = escape_json_for_html(json.dumps(value))
-    assert "<" not in escaped and ">" not in escaped and "&" not in escaped
-    assert json.loads(escaped) == value
+def test_encoded_data_keeps_its_value_and_cannot_close_a_script() -> None:
+    shared = {"source": "x", "tools": [], "summaries": [{"intent": "</script><!--"}]}
+    episodes = [{"text": "</script><script>alert(1)</script> & <img onerror=x>\nline two", "n": [1, 2.5, None]}, {}]
+    block = encode_payload(shared, episodes)
+    assert re.fullmatch(r"[A-Za-z0-9+/=]+", block)
+    assert decode_payload(block) == (shared, episodes)
 
 
 def test_page_embeds_the_data_once_and_only_its_own_scripts(page: Path, run_file: Path) -> None:
@@ -72,16 +72,19 @@ def test_page_embeds_the_data_once_and_only_its_own_scripts(page: Path, run_file
     assert len(re.findall(r"<script\b", text)) == 2  # the data blob and the app: injected text adds none
     assert text.count("</script>") == 2
     assert "http://" not in text and "https://" not in text  # nothing to fetch
-    blob = text.split('<script id="trustee-data" type="application/json">', 1)[1].split("</script>", 1)[0]
-    data = json.loads(blob)
-    assert len(data["episodes"]) == sum(1 for _ in read_trajectories(run_file)) == 5
-    assert any(m["content"] == INJECTION for ep in data["episodes"] for m in ep["messages"])
+    block = text.split('<script id="trustee-data" type="application/octet-stream">', 1)[1].split("</script>", 1)[0]
+    assert re.fullmatch(r"[A-Za-z0-9+/=]+", block)  # base64: no '<' can end the block early
+    shared, episodes = decode_payload(block)
+    assert len(episodes) == len(shared["summaries"]) == sum(1 for _ in read_trajectories(run_file)) == 5
+    assert any(m["content"] == INJECTION for ep in episodes for m in ep["messages"])
 
 
 def test_payload_shares_tools_and_records_the_world_patch(run_file: Path) -> None:
-    payload = build_payload(read_trajectories(run_file))
-    assert len(payload["tools"]) == 3  # the mock catalog, once, whatever the number of episodes
-    first = payload["episodes"][0]
+    shared, episodes = build_payload(read_trajectories(run_file))
+    assert len(shared["tools"]) == 3  # the mock catalog, once, whatever the number of episodes
+    assert [s["fault"] for s in shared["summaries"]] == [None, None, None, None, "tool"]
+    assert shared["summaries"][0]["categories"] == ["mock"]
+    first = episodes[0]
     assert all(isinstance(i, int) for i in first["task"]["tools"])
     assert "transcript" not in first
     ops = sorted((op["op"], op["path"]) for op in first["world_patch"])
@@ -120,8 +123,16 @@ def _open(driver: Any, page: Path, fragment: str = "") -> None:
     driver.get(page.as_uri() + fragment)
     if fragment:
         driver.refresh()  # a fragment-only change does not reload the page
-    assert driver.execute_script("return document.body.dataset.ready") == "1"
+    _wait_ready(driver)
     driver.get_log("browser")  # start each test's console log empty
+
+
+def _wait_ready(driver: Any) -> None:
+    """The page inflates its data asynchronously: wait until it says it is ready (or failed)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.body.dataset.ready"))
+    assert driver.execute_script("return document.body.dataset.ready") == "1"
 
 
 def _rows(driver: Any) -> list[Any]:
@@ -146,7 +157,7 @@ def _count(driver: Any) -> str:
 
 def test_page_loads_without_console_errors(browser: Any, page: Path) -> None:
     browser.get(page.as_uri())
-    assert browser.execute_script("return document.body.dataset.ready") == "1"
+    _wait_ready(browser)
     errors = [entry for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
     assert errors == []
     assert len(_rows(browser)) == 5
