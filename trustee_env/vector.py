@@ -14,10 +14,23 @@ once, by whichever member needs it first (a memoised future: the others await it
 need not start together). Task seed = ``derive_seed(reset_seed, block, r)``; member ``m``'s
 episode seed = ``derive_seed(task_seed, m)``, so the simulators sample each member apart.
 
+## Task banks
+``reset(options={"tasks": [...]})`` plays stored tasks (:class:`~trustee_env.schemas.Task` objects or
+their JSON dicts, e.g. from a :class:`~trustee_env.bank.TaskBank`): every round of group ``b`` plays
+``tasks[b % len(tasks)]`` (``b`` counted over the whole batch, shards included), so no task is
+generated and a held-out set never drifts. ``"task"`` (one task for every group) and ``"tasks"``
+exclude each other.
+
 ## Autoreset (``AutoresetMode.NEXT_STEP``)
 A sub-env whose episode ended on step t is reset on step t + 1: its action on step t + 1 is
 ignored (pass ``None``), and step t + 1 returns its first observation of the new episode, reward
 0, ``terminated=False``, ``truncated=False`` and the reset's info.
+
+## Holding a slot
+``None`` as the action of a slot whose episode is running *holds* it: the slot is not stepped, no
+simulator is called, and it returns its current observation, reward 0, ``False``, ``False`` and an
+info with ``held=True``. Episodes take different numbers of turns; a trainer that wants exactly one
+episode per slot holds the slots that are done (after their autoreset) until the others finish.
 
 ## Observations, actions, infos
 Observations: a tuple of N :class:`~trustee_env.spaces.ChatObservation` dicts. Actions: a
@@ -48,7 +61,7 @@ from trustee_env._portal import portal
 from trustee_env.catalog import Catalog
 from trustee_env.config import TrusteeConfig
 from trustee_env.episode import StepOutput
-from trustee_env.errors import EpisodeStateError, LLMError
+from trustee_env.errors import ConfigError, EpisodeStateError, LLMError
 from trustee_env.llm.usage import Usage
 from trustee_env.runtime import (
     Runtime,
@@ -138,6 +151,7 @@ class TrusteeVectorEnv(RuntimeViews, VectorEnv):
         self.stats.update(groups=0, zero_variance_groups=0)
         self._reset_seed: int | None = None
         self._options: dict[str, Any] = {}
+        self._tasks: list[Task] | None = None
         self._rounds = [0] * self.num_envs
         self._group_ids: list[str | None] = [None] * self.num_envs
         self._autoreset = np.zeros(self.num_envs, dtype=np.bool_)
@@ -150,13 +164,13 @@ class TrusteeVectorEnv(RuntimeViews, VectorEnv):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
         """Start a new episode in every slot; round 0 of every group. ``options`` (``difficulty``,
-        ``aspects``, ``task``) apply to every task until the next ``reset``, autoresets included."""
+        ``aspects``, ``task``, or ``tasks``: one per group) apply until the next ``reset``, autoresets included."""
         return portal().run(lambda: self._reset_all(seed, options))
 
     def step(
         self, actions: Sequence[Any]
     ) -> tuple[tuple[dict[str, Any], ...], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """One policy message per slot (``None`` for a slot that ended on the previous step: it is reset)."""
+        """One policy message per slot; ``None`` resets a slot that ended on the last step, and holds a running one."""
         return portal().run(lambda: self._step_all(actions))
 
     async def areset(
@@ -194,8 +208,11 @@ class TrusteeVectorEnv(RuntimeViews, VectorEnv):
             raise TypeError(
                 f"seed must be an int or None, got {type(seed).__name__}: one reset seed seeds every group's tasks"
             )
+        options = dict(options or {})
+        tasks = self._check_tasks(options.pop("tasks", None), single="task" in options)
         options = check_reset_options(options)
         VectorEnv.reset(self, seed=None if seed is None else int(seed))
+        self._tasks = tasks
         self._ready = False
         self._reset_seed = int(seed) if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
         self._options = options
@@ -225,6 +242,10 @@ class TrusteeVectorEnv(RuntimeViews, VectorEnv):
                 obs, info = await self._reset_slot(index)
                 return StepOutput(obs, 0.0, False, False, info)
             episode = self.episodes[index]
+            if actions[index] is None:  # held: not stepped, no simulator called
+                return StepOutput(
+                    episode.observation(), 0.0, False, False, {"group_id": self._group_ids[index], "held": True}
+                )
             try:
                 out = await episode.step(actions[index])
             except LLMError:  # raise_on_sim_fault: the faulted episode is still written (DESIGN rule 6)
@@ -292,6 +313,9 @@ class TrusteeVectorEnv(RuntimeViews, VectorEnv):
             block += self._slot_offset // self.group_size  # global block; the memo key stays local
             task_seed = derive_seed(self._reset_seed, block, round_)
             difficulty, aspects, task = self.runtime.task_settings(task_seed, self._options)
+            if self._tasks:
+                task = self._tasks[block % len(self._tasks)]
+                difficulty, aspects = task.difficulty, task.aspects
             group = _GroupTask(
                 group_id=content_hash([self._reset_seed, block, round_]),
                 task_seed=task_seed,
@@ -325,6 +349,17 @@ class TrusteeVectorEnv(RuntimeViews, VectorEnv):
         self.stats["groups"] += 1
         self.stats["zero_variance_groups"] += int(zero_variance)
         del self._groups[key]  # every member has reset into it and finished: nobody needs the task again
+
+    @staticmethod
+    def _check_tasks(tasks: Any, *, single: bool) -> list[Task] | None:
+        """Validate ``reset(options={"tasks": [...]})``: a non-empty sequence of tasks or task dicts."""
+        if tasks is None:
+            return None
+        if single:
+            raise ConfigError('reset options "task" and "tasks" exclude each other: pass one task or a list')
+        if isinstance(tasks, (str, bytes, dict, Task)) or not isinstance(tasks, Sequence) or not tasks:
+            raise ConfigError(f'reset option "tasks" must be a non-empty list of tasks, got {tasks!r:.80}')
+        return [task if isinstance(task, Task) else Task.model_validate(task) for task in tasks]
 
     def _drop_groups(self) -> None:
         """Forget every group task; cancel generations nobody will await any more."""

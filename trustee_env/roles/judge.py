@@ -5,7 +5,8 @@ Graded reward = the weighted mean of the active criteria's scores, under the sam
 at strictness 5 each call beyond the expected ones costs 0.1.
 Checks reward (``reward_mode="checks"``) = the deterministic checks alone, no LM asked: 1 unless a check up to
 strictness 4 fails (every expected call made with matching, valid arguments; no unknown tool or made-up argument;
-no repeated call), whatever the episode's own strictness; fast, reproducible, and impossible to talk up.
+no repeated call), whatever the episode's own strictness, and whether or not a budget ended the episode; fast,
+reproducible, and impossible to talk up.
 """
 
 from __future__ import annotations
@@ -109,9 +110,13 @@ CHECKS_STRICTNESS = 4
 
 
 def checks_only(checks: CheckReport, *, strictness: int, truncated: bool) -> Verdict:
-    """The reward of the deterministic checks alone: 1 capped by every check up to :data:`CHECKS_STRICTNESS`."""
+    """The reward of the deterministic checks alone: 1 capped by every check up to :data:`CHECKS_STRICTNESS`.
+
+    A step or token budget running out does not cap it: the checks say whether the work was done, and the
+    floor and the missing-call cap already keep an agent that did not do it at or below 0.
+    """
     caps = checks.caps(max(strictness, CHECKS_STRICTNESS))
-    ceiling = min([cap.cap for cap in caps] + ([0] if truncated else []) + [1])
+    ceiling = min([cap.cap for cap in caps] + [1])
     return Verdict(
         reward=float(ceiling),
         mode="checks",
