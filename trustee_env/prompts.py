@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,22 @@ FENCE_OPEN = "<<<"
 FENCE_CLOSE = ">>>"
 
 
+_DELIMITER_RUN = re.compile(r"<{3,}|>{3,}")
+
+
 def fence(text: Any) -> str:
-    """Quote untrusted text as data: wrap it in ``<<< >>>`` and neutralise those delimiters inside."""
+    """Quote untrusted text as data: wrap it in ``<<< >>>`` so that nothing inside can end the fence.
+
+    Every run of three or more ``<`` or ``>`` is spaced out (``>>>>>`` -> ``> > > > >``: replacing
+    ``>>>`` once would leave ``> > >>>``), and a leading ``<`` or trailing ``>`` is kept apart from
+    the delimiters, so the first ``>>>`` after ``<<<`` is always the fence's own.
+    """
     body = str(text if text is not None else "")
-    body = body.replace(FENCE_OPEN, "< < <").replace(FENCE_CLOSE, "> > >")
+    body = _DELIMITER_RUN.sub(lambda match: " ".join(match.group()), body)
+    if body.startswith("<"):
+        body = " " + body
+    if body.endswith(">"):
+        body += " "
     return f"{FENCE_OPEN}{body}{FENCE_CLOSE}"
 
 
