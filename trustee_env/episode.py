@@ -245,7 +245,8 @@ class Episode:
 
     async def _run_call(self, task: Task, call: ToolCall, index: int) -> None:
         step = self.step_index
-        label = f"step {step} #{index} {call.name}"
+        # An unknown tool's name is policy text like any other: fenced (a known one is the catalog's).
+        label = f"step {step} #{index} {call.name if task.tool(call.name) else fence(call.name)}"
         status, error = validate_call(task.tools, call)
         if status != "ok" or error is not None:
             self.records.append(CallRecord(step=step, index=index, call=call, status=status, error=error))
