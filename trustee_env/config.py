@@ -188,6 +188,15 @@ class TrusteeConfig(BaseSettings):
     )
     max_steps: int | None = Field(default=None, ge=1, description="Policy messages per episode; None derives it.")
     max_tool_calls: int | None = Field(default=None, ge=1, description="Tool calls per episode; None derives it.")
+    max_message_chars: int = Field(
+        default=200_000,
+        ge=1,
+        description="Longest agent message read (content plus native tool-call arguments); a longer one is not "
+        "parsed, and the agent is told the cap.",
+    )
+    max_calls_per_step: int = Field(
+        default=64, ge=1, description="Tool calls read from one agent message; the rest are answered 'not run'."
+    )
     catalog: str | None = Field(default=None, description="Path to a tool catalog; None uses the bundled one.")
     ungrounded_arguments: Literal["ground", "reject", "relax"] = Field(
         default="ground",
