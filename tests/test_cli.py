@@ -252,7 +252,7 @@ def test_tools_errors_are_one_line(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"name": "x", "description": "d", "parameters": {"type": "object", "properties": 3}}]))
     code, _, err = run_cli("tools", "validate", str(bad), capsys=capsys)
-    assert code == 1 and err.startswith("trustee: error: ") and "tools validate" in err
+    assert code == 1 and err.startswith("trustee: error: ") and "'x'" in err and "fix the tool or field" in err
     assert len(err.strip().splitlines()) == 1
     code, _, err = run_cli("tools", "show", "weather_get_forecst", capsys=capsys)
     assert code == 1 and "unknown tool" in err and "trustee tools list" in err
@@ -279,3 +279,19 @@ def test_bench_runs_a_script_with_its_arguments(tmp_path: Path, capfd) -> None:
     assert json.loads(capfd.readouterr().out.strip().splitlines()[-1]) == ["--n", "2", "--quick"]
     code = cli.main(["bench", "--dir", str(tmp_path), "nope"])
     assert code == 1 and "no benchmark named 'nope'" in capfd.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------- view
+
+
+def test_view_bad_files_are_one_line(server: FakeLLMServer, tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"reward": "high"}\n')
+    code, _, err = run_cli("view", str(bad), capsys=capsys)
+    assert code == 1 and err.startswith(f"trustee: error: {bad} is not a Trustee trajectory file (reward:")
+    out = tmp_path / "ok.jsonl"
+    run_cli("rollout", "--base-url", server.base_url, "-n", "2", "--out", str(out), "--no-progress", capsys=capsys)
+    code, _, err = run_cli("view", str(out), "--index", "5", capsys=capsys)
+    assert code == 1 and err.strip() == f"trustee: error: no episode 5 in {out} -> it holds 2: pass --index 0..1"
+    code, stdout, _ = run_cli("view", str(out), "--index", "-1", capsys=capsys)
+    assert code == 0 and stdout

@@ -206,13 +206,22 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _view(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from trustee_env.trajectory import read_trajectories
     from trustee_env.viewer import render_trajectory
 
     path = Path(args.path)
     if not path.exists():
         raise CommandError(f"no such trajectory file: {path}", fix="write one with `trustee demo` or `trustee rollout`")
-    records = list(read_trajectories(path))
+    try:
+        records = list(read_trajectories(path))
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise CommandError(
+            f"{path} is not a Trustee trajectory file ({'.'.join(map(str, first['loc']))}: {first['msg']})",
+            fix="pass a JSONL written by `trustee rollout`, `trustee demo` or an env's trajectory_path",
+        ) from None
     if not records:
         raise CommandError(
             f"{path} holds no trajectories", fix="check the path; `trustee rollout --out FILE` writes one"
@@ -223,6 +232,10 @@ def _view(args: argparse.Namespace) -> int:
         out = write_html(records, args.html, source=path.name)
         print(f"wrote {out} ({len(records)} episodes): open it in a browser")
         return 0
+    if args.index is not None and not -len(records) <= args.index < len(records):
+        raise CommandError(
+            f"no episode {args.index} in {path}", fix=f"it holds {len(records)}: pass --index 0..{len(records) - 1}"
+        )
     chosen = records if args.index is None else [records[args.index]]
     for record in chosen:
         print(render_trajectory(record, show_system=args.system))
@@ -463,7 +476,12 @@ def _tools(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    catalog = _load_catalog(getattr(args, "catalog", None), args.format)
+    try:
+        catalog = _load_catalog(getattr(args, "catalog", None), args.format)
+    except errors.CatalogError as err:
+        raise CommandError(
+            str(err), fix="fix the tool or field it names; formats: Trustee, OpenAI tools, ToolBench, MCP tools/list"
+        ) from None
     if args.action == "validate":
         tools = list(catalog)
         report = {
