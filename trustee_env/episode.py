@@ -201,7 +201,13 @@ class Episode:
         self.step_index += 1
         self.messages.append(message)
         self._reply_start = len(self.messages)
-        parsed = parse_message(message, step=self.step_index, tool_format=self.config.tool_format)
+        parsed = parse_message(
+            message,
+            step=self.step_index,
+            tool_format=self.config.tool_format,
+            max_chars=self.config.max_message_chars,
+            max_calls=self.config.max_calls_per_step,
+        )
         self.parse_errors += len(parsed.errors)
         if parsed.text:
             self.transcript.append(f"[assistant] {fence(parsed.text)}")

@@ -529,7 +529,72 @@ def _parse(message: Mapping[str, Any], step: int, tool_format: str) -> ParsedMes
     return ParsedMessage(text=text.strip())
 
 
-def parse_message(message: Mapping[str, Any], *, step: int, tool_format: ToolFormat = "native") -> ParsedMessage:
+def _message_chars(message: Mapping[str, Any]) -> int:
+    """Characters of content plus native tool calls' names and arguments (what parsing would read)."""
+    content = message.get("content")
+    total = len(content) if isinstance(content, str) else 0
+    if isinstance(content, list):
+        total += sum(len(str(part.get("text", ""))) for part in content if isinstance(part, Mapping))
+    tool_calls = message.get("tool_calls")
+    if isinstance(tool_calls, list | tuple):
+        for entry in tool_calls:
+            function = entry.get("function") if isinstance(entry, Mapping) else None
+            if isinstance(function, Mapping):
+                for key in ("name", "arguments"):
+                    value = function.get(key)
+                    total += len(value) if isinstance(value, str) else 0 if value is None else SNIPPET_CHARS
+            else:
+                total += SNIPPET_CHARS
+    return total
+
+
+def _native_ids(message: Mapping[str, Any], step: int) -> list[str]:
+    """The ids every native tool call must be answered with (env-assigned where missing)."""
+    tool_calls = message.get("tool_calls")
+    if not isinstance(tool_calls, list | tuple):
+        return []
+    ids = []
+    for index, entry in enumerate(tool_calls):
+        raw = entry.get("id") if isinstance(entry, Mapping) else None
+        ids.append(raw if isinstance(raw, str) and raw else f"call_{step}_{index}")
+    return ids
+
+
+def _over_size(message: Mapping[str, Any], step: int, tool_format: str, chars: int, cap: int) -> ParsedMessage:
+    """A message over ``max_message_chars``: not read; one error per native call id (each needs an answer)."""
+    content = message.get("content")
+    snippet = _snip(content[:SNIPPET_CHARS] if isinstance(content, str) else "")
+    text = f"Message not read: it has {chars} characters, over the cap max_message_chars={cap}. Send a shorter message."
+    ids = _native_ids(message, step) or [f"call_{step}_0"]
+    errors = [ParseError(call_id=call_id, format=tool_format, snippet=snippet, message=text) for call_id in ids]
+    return ParsedMessage(errors=errors, text="", format=tool_format)
+
+
+def _cap_calls(parsed: ParsedMessage, cap: int) -> ParsedMessage:
+    """Keep the first ``cap`` calls; the others become errors naming ``max_calls_per_step``."""
+    if len(parsed.calls) <= cap:
+        return parsed
+    extra = [
+        ParseError(
+            call_id=call.id,
+            format=parsed.format or "native",
+            snippet=_snip(call.name),
+            message=f"Not run: more than max_calls_per_step={cap} tool calls in one message. "
+            f"Make at most {cap} calls per message.",
+        )
+        for call in parsed.calls[cap:]
+    ]
+    return parsed.model_copy(update={"calls": parsed.calls[:cap], "errors": [*parsed.errors, *extra]})
+
+
+def parse_message(
+    message: Mapping[str, Any],
+    *,
+    step: int,
+    tool_format: ToolFormat = "native",
+    max_chars: int | None = None,
+    max_calls: int | None = None,
+) -> ParsedMessage:
     """Read the tool calls out of one assistant message; never raises on policy output.
 
     Native ``tool_calls`` win when present (their ids are kept). Otherwise the content, without
@@ -537,10 +602,16 @@ def parse_message(message: Mapping[str, Any], *, step: int, tool_format: ToolFor
     mistral, llama3, pythonic); the first format that finds a call or broken call markup is used.
     Calls read from text get ids ``call_<step>_<i>``, ``i`` counting calls and errors in order.
 
+    Bounded work: a message longer than ``max_chars`` (content plus native call arguments) is not
+    read at all, and only the first ``max_calls`` calls are kept; in both cases the errors name the
+    cap (``max_message_chars`` / ``max_calls_per_step`` in the env's config).
+
     Args:
         message: an OpenAI-shaped assistant message (``content`` and optional ``tool_calls``).
         step: the env step, used in assigned call ids.
         tool_format: the syntax the policy was taught; ``"native"`` tries every text format.
+        max_chars: longest message read; None for no cap.
+        max_calls: most calls kept from one message; None for no cap.
 
     Returns:
         The calls, the parse errors (as agent feedback), the visible text and the format used.
@@ -548,7 +619,10 @@ def parse_message(message: Mapping[str, Any], *, step: int, tool_format: ToolFor
     try:
         if not isinstance(message, Mapping):
             message = {"content": str(message) if message is not None else None}
-        return _parse(message, step, tool_format)
+        if max_chars is not None and (chars := _message_chars(message)) > max_chars:
+            return _over_size(message, step, str(tool_format), chars, max_chars)
+        parsed = _parse(message, step, tool_format)
+        return parsed if max_calls is None else _cap_calls(parsed, max_calls)
     except Exception as exc:  # last line of defence: policy output must never crash the env
         content = message.get("content") if isinstance(message, Mapping) else None
         snippet = _snip(str(content or ""))
