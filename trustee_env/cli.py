@@ -708,6 +708,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--dir", help="folder of the scripts (default: benchmarks/ of the source tree)")
     bench.set_defaults(func=_bench)
 
+    from trustee_env.audit.cli import add_parser as add_audit_parser  # the command's code lives in its package
+
+    add_audit_parser(sub)
+
     _add_verbose_everywhere(sub)
     return parser
 
