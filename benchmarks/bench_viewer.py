@@ -10,10 +10,11 @@ work to do. Then it measures:
 * in headless Chromium (Debian's ``chromium`` + ``chromedriver``, through Selenium):
   ``load_s`` (``driver.get`` until the page has read its data and drawn the list, polled every 5 ms), and
   on the page's own clock ``html_parsed_ms`` (the HTML, data block included, parsed), ``json_parsed_ms``
-  (the block inflated, split into episodes, the summaries parsed) and ``ready_ms`` (filters set up and the
-  list drawn), ``open_episode_ms`` (click a row: the episode rendered),
-  ``search_ms`` (a text search over every episode, first time, building the search index),
-  ``filter_ms`` (a reward filter), and the list's DOM row count (a virtual list: only visible rows exist).
+  (the summaries inflated and parsed) and ``ready_ms`` (filters set up and the list drawn);
+  ``open_episode_ms`` (click a row until the episode is rendered: its chunk inflated, the episode parsed),
+  ``open_far_episode_ms`` (the last episode, in another chunk, through ``#e<index>``), ``search_first_ms``
+  (a text search over every episode; the first one inflates every chunk), ``search_again_ms``,
+  ``filter_ms`` (a reward filter), and the list's DOM row count (a virtual list: only the visible rows exist).
 
 Each browser figure is the median of ``--repeat`` page loads. Run it alone: two CPUs shared with a model
 server or another benchmark make every figure slower.
@@ -101,15 +102,40 @@ def browser() -> Any:
     return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
 
 
-TIME_CLICK = """
-const row = document.querySelector('#list .row'); const t = performance.now(); row.click();
-return performance.now() - t;"""
-TIME_CONTROL = """
-const e = document.getElementById(arguments[0]); e.value = arguments[1]; const t = performance.now();
-e.dispatchEvent(new Event('change')); return performance.now() - t;"""
+# The page reports when it is done (dataset.shown / dataset.filterRun) and how long it took on its own clock.
+OPEN_ROW = """
+const rows = document.querySelectorAll('#list .row'); rows[rows.length - 1].click();
+return Number(rows[rows.length - 1].dataset.index);"""
+SET_CONTROL = """
+const e = document.getElementById(arguments[0]); e.value = arguments[1]; e.dispatchEvent(new Event('change'));"""
 
 
-def measure_browser(page: Path, repeat: int) -> dict[str, Any]:
+def _until(driver: Any, script: str, expected: Any) -> None:
+    deadline = time.perf_counter() + 60
+    while driver.execute_script(script) != expected:
+        if time.perf_counter() > deadline:
+            raise SystemExit(f"timed out waiting for {script!r} == {expected!r}")
+        time.sleep(0.005)
+
+
+def _open_ms(driver: Any, index: int | None = None) -> float:
+    """Open the last row on screen, or episode ``index`` through the URL's #e<index>."""
+    if index is None:
+        index = driver.execute_script(OPEN_ROW)
+    else:
+        driver.execute_script("location.hash = '#e' + arguments[0]", index)
+    _until(driver, "return document.body.dataset.shown", str(index))
+    return float(driver.execute_script("return document.body.dataset.openMs"))
+
+
+def _filter_ms(driver: Any, control: str, value: str) -> float:
+    run = int(driver.execute_script("return document.body.dataset.filterRun"))
+    driver.execute_script(SET_CONTROL, control, value)
+    _until(driver, "return document.body.dataset.filterRun", str(run + 1))
+    return float(driver.execute_script("return document.body.dataset.filterMs"))
+
+
+def measure_browser(page: Path, repeat: int, episodes: int) -> dict[str, Any]:
     driver = browser()
     runs: list[dict[str, float]] = []
     try:
@@ -128,9 +154,11 @@ def measure_browser(page: Path, repeat: int) -> dict[str, Any]:
                     "html_parsed_ms": float(driver.execute_script("return document.body.dataset.htmlMs")),
                     "json_parsed_ms": float(driver.execute_script("return document.body.dataset.parseMs")),
                     "ready_ms": float(driver.execute_script("return document.body.dataset.readyMs")),
-                    "open_episode_ms": driver.execute_script(TIME_CLICK),
-                    "search_ms": driver.execute_script(TIME_CONTROL, "filter-search", "cancel"),
-                    "filter_ms": driver.execute_script(TIME_CONTROL, "reward-min", "1"),
+                    "open_episode_ms": _open_ms(driver),
+                    "open_far_episode_ms": _open_ms(driver, episodes - 1),
+                    "search_first_ms": _filter_ms(driver, "filter-search", "cancel"),
+                    "search_again_ms": _filter_ms(driver, "filter-search", "cancelled"),
+                    "filter_ms": _filter_ms(driver, "reward-min", "1"),
                 }
             )
         rows = driver.execute_script("return document.querySelectorAll('#list .row').length")
@@ -170,7 +198,7 @@ def main() -> None:
         "write_s": round(write_s, 3),
     }
     if Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists():
-        result["chromium"] = measure_browser(page, args.repeat)
+        result["chromium"] = measure_browser(page, args.repeat, args.episodes)
     else:
         result["chromium"] = "not installed (apt-get install chromium chromium-driver)"
     result["page"] = str(page) if args.keep else None

@@ -53,7 +53,8 @@ def run_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def page(run_file: Path) -> Path:
-    return write_html(read_trajectories(run_file), run_file.with_suffix(".html"), source=run_file.name)
+    # two episodes per compressed chunk: the five episodes span three, as a large run spans many
+    return write_html(read_trajectories(run_file), run_file.with_suffix(".html"), source=run_file.name, chunk_size=2)
 
 
 # ---- without a browser -------------------------------------------------------------------------------------
@@ -62,9 +63,11 @@ def page(run_file: Path) -> Path:
 def test_encoded_data_keeps_its_value_and_cannot_close_a_script() -> None:
     shared = {"source": "x", "tools": [], "summaries": [{"intent": "</script><!--"}]}
     episodes = [{"text": "</script><script>alert(1)</script> & <img onerror=x>\nline two", "n": [1, 2.5, None]}, {}]
-    block = encode_payload(shared, episodes)
-    assert re.fullmatch(r"[A-Za-z0-9+/=]+", block)
-    assert decode_payload(block) == (shared, episodes)
+    for chunk_size in (1, 2, 250):
+        block = encode_payload(shared, episodes, chunk_size=chunk_size)
+        assert re.fullmatch(r"[A-Za-z0-9+/=,]+", block)
+        assert block.count(",") == 1 + (len(episodes) - 1) // chunk_size
+        assert decode_payload(block) == (shared, episodes)
 
 
 def test_page_embeds_the_data_once_and_only_its_own_scripts(page: Path, run_file: Path) -> None:
@@ -73,7 +76,8 @@ def test_page_embeds_the_data_once_and_only_its_own_scripts(page: Path, run_file
     assert text.count("</script>") == 2
     assert "http://" not in text and "https://" not in text  # nothing to fetch
     block = text.split('<script id="trustee-data" type="application/octet-stream">', 1)[1].split("</script>", 1)[0]
-    assert re.fullmatch(r"[A-Za-z0-9+/=]+", block)  # base64: no '<' can end the block early
+    assert re.fullmatch(r"[A-Za-z0-9+/=,]+", block)  # base64 and commas: no '<' can end the block early
+    assert block.count(",") == 3  # the shared part, then three chunks of two episodes
     shared, episodes = decode_payload(block)
     assert len(episodes) == len(shared["summaries"]) == sum(1 for _ in read_trajectories(run_file)) == 5
     assert any(m["content"] == INJECTION for ep in episodes for m in ep["messages"])
@@ -133,6 +137,13 @@ def _wait_ready(driver: Any) -> None:
 
     WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.body.dataset.ready"))
     assert driver.execute_script("return document.body.dataset.ready") == "1"
+
+
+def _wait_shown(driver: Any, index: int) -> None:
+    """An episode is inflated and parsed when opened: wait until the page has rendered it."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 10).until(lambda d: d.execute_script("return document.body.dataset.shown") == str(index))
 
 
 def _rows(driver: Any) -> list[Any]:
@@ -197,6 +208,7 @@ def test_open_episode_shows_injected_html_as_text(browser: Any, page: Path) -> N
     _open(browser, page)
     row = next(r for r in _rows(browser) if r.get_attribute("data-index") == "3")
     row.click()
+    _wait_shown(browser, 3)
     detail = browser.find_element(By.ID, "detail")
     assert detail.find_element(By.TAG_NAME, "h2").text.lower() == "episode #3"
     agent_texts = browser.execute_script(
@@ -247,6 +259,7 @@ def test_keyboard_navigation_and_fault_episode(browser: Any, page: Path) -> None
 
     _open(browser, page, "#e3")
     browser.find_element(By.ID, "list").send_keys(Keys.ARROW_DOWN)
+    _wait_shown(browser, 4)
     detail = browser.find_element(By.ID, "detail").text
     assert "EPISODE #4" in detail.upper() and "SIM FAULT · tool · invalid_output" in detail
     assert browser.get_log("browser") == []

@@ -1,12 +1,13 @@
 """A self-contained HTML viewer of recorded trajectories (``trustee view run.jsonl --html out.html``).
 
 One file, no server, no network: the page (``viewer_page.html`` beside this module: styles and script
-inline) plus every episode in one ``<script type="application/octet-stream">`` data block. The block is
-gzip + base64 of JSON lines: line 0 holds the shared tool table and a small summary per episode (what the
-list, filters and sorts need), line ``i + 1`` holds episode ``i`` in full. The page inflates it with the
-browser's own ``DecompressionStream``, parses only line 0 up front, keeps the episode list virtual (only
-the rows on screen exist in the DOM) and parses and renders an episode when it is opened: a 10,000-episode
-run opens in well under two seconds, and the file is ~15x smaller than the JSONL.
+inline) plus every episode in one ``<script type="application/octet-stream">`` data block of
+comma-separated base64 gzip members: first the shared tool table and a small summary per episode (what the
+list, filters and sorts need), then the episodes in full, 250 to a member, as JSON lines. The page inflates
+the summaries with the browser's own ``DecompressionStream`` and draws a virtual list (only the rows on
+screen exist in the DOM); a member is inflated and an episode parsed only when it is opened or a search
+needs it. So a 10,000-episode run opens in well under two seconds, and the file is ~15x smaller than the
+JSONL.
 
 Policy and simulator text is untrusted (small models write ``<script>``). Base64 has no ``<``, so nothing
 in the data can close its ``<script>`` tag; the page inserts text with ``textContent`` only; and a
@@ -106,29 +107,50 @@ def build_payload(records: Iterable[Trajectory], *, source: str = "") -> tuple[d
     return shared, episodes
 
 
-def encode_payload(shared: dict[str, Any], episodes: list[dict[str, Any]]) -> str:
-    """The data block's text: base64 of gzipped JSON lines (shared part first, then one episode per line).
+CHUNK_SIZE = 250
+"""Episodes per compressed chunk: opening one episode inflates ~1 MB, not the whole run."""
 
-    ``json.dumps`` escapes newlines inside strings, so every line is one value; base64 has no ``<``,
-    so no ``</script>`` in the data can end the block.
+
+def _pack(text: str) -> str:
+    return base64.b64encode(gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)).decode("ascii")
+
+
+def _unpack(block: str) -> str:
+    return gzip.decompress(base64.b64decode(block)).decode("utf-8")
+
+
+def encode_payload(shared: dict[str, Any], episodes: list[dict[str, Any]], *, chunk_size: int = CHUNK_SIZE) -> str:
+    """The data block's text: comma-separated base64 of gzip, the shared part first, then chunks of episodes.
+
+    A chunk holds ``chunk_size`` episodes as JSON lines (``json.dumps`` escapes newlines inside strings, so a
+    line is one episode). Base64 and commas have no ``<``, so no ``</script>`` in the data can end the block.
     """
-    lines = [json.dumps(shared, ensure_ascii=False, separators=(",", ":"))]
-    lines.extend(json.dumps(ep, ensure_ascii=False, separators=(",", ":")) for ep in episodes)
-    raw = "\n".join(lines).encode("utf-8")
-    return base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode("ascii")
+    shared = {**shared, "chunk_size": chunk_size}
+    blocks = [_pack(json.dumps(shared, ensure_ascii=False, separators=(",", ":")))]
+    for start in range(0, len(episodes), chunk_size):
+        chunk = episodes[start : start + chunk_size]
+        blocks.append(_pack("\n".join(json.dumps(ep, ensure_ascii=False, separators=(",", ":")) for ep in chunk)))
+    return ",".join(blocks)
 
 
 def decode_payload(block: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The inverse of :func:`encode_payload` (for tests and tools that read a written page)."""
-    lines = gzip.decompress(base64.b64decode(block)).decode("utf-8").split("\n")
-    return json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
+    first, *chunks = block.split(",")
+    shared = json.loads(_unpack(first))
+    shared.pop("chunk_size", None)
+    return shared, [json.loads(line) for chunk in chunks for line in _unpack(chunk).split("\n")]
 
 
 def write_html(
-    records: Iterable[Trajectory], out: str | os.PathLike[str], *, source: str = "", title: str | None = None
+    records: Iterable[Trajectory],
+    out: str | os.PathLike[str],
+    *,
+    source: str = "",
+    title: str | None = None,
+    chunk_size: int = CHUNK_SIZE,
 ) -> Path:
     """Write the viewer page with every record embedded; returns the path written."""
-    block = encode_payload(*build_payload(records, source=source))
+    block = encode_payload(*build_payload(records, source=source), chunk_size=chunk_size)
     head, tail = page_parts()
     head = head.replace(TITLE_MARKER, html.escape(title or f"Trustee trajectories: {source or 'run'}"))
     target = Path(out)
