@@ -101,6 +101,17 @@ def test_cli_view_html(run_file: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert out.is_file() and "5 episodes" in capsys.readouterr().out
 
 
+def test_docs_viewer_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("matplotlib", reason='the example also plots: pip install "trustee-env[plot]"')
+    monkeypatch.chdir(tmp_path)
+    doc = Path(__file__).resolve().parent.parent / "docs" / "viewer.md"
+    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), flags=re.DOTALL)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, str(doc), "exec"), {"__name__": "__doc_example__"})
+    assert (tmp_path / "run.html").is_file() and len(list((tmp_path / "plots").glob("*.png"))) == 4
+
+
 # ---- in headless Chromium ----------------------------------------------------------------------------------
 
 
