@@ -704,10 +704,12 @@ def as_assistant_message(action: Any) -> dict[str, Any]:
     """Normalise an action into an OpenAI assistant message dict, or raise TypeError.
 
     Accepts a dict, a str (raw model text) or an object with ``model_dump`` (OpenAI SDK).
-    ``content`` is always a str: llama-cpp-python answers HTTP 500 to ``content: null``.
+    ``content`` is always a str: llama-cpp-python answers HTTP 500 to ``content: null``. Lone
+    surrogates become U+FFFD (no server or JSONL file takes them); tool calls nested deeper than
+    ``MAX_ACTION_DEPTH`` as Python objects raise ValueError.
     """
     if isinstance(action, str):
-        return {"role": "assistant", "content": action}
+        return {"role": "assistant", "content": _scrub(action)}
     if hasattr(action, "model_dump") and not isinstance(action, dict):
         action = action.model_dump(exclude_none=True)
     if not isinstance(action, dict):
@@ -720,10 +722,54 @@ def as_assistant_message(action: Any) -> dict[str, Any]:
         content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
     elif content is not None and not isinstance(content, str):
         raise TypeError(f"action['content'] must be a str or None, got {type(content).__name__}")
-    message: dict[str, Any] = {"role": "assistant", "content": content or ""}
+    message: dict[str, Any] = {"role": "assistant", "content": _scrub(content or "")}
     tool_calls = action.get("tool_calls")
     if tool_calls:
         if not isinstance(tool_calls, list):
             raise TypeError(f"action['tool_calls'] must be a list, got {type(tool_calls).__name__}")
-        message["tool_calls"] = tool_calls
+        if _depth_exceeds(tool_calls, MAX_ACTION_DEPTH):
+            raise ValueError(
+                f"action['tool_calls'] is nested deeper than {MAX_ACTION_DEPTH} levels; "
+                "pass each call's arguments as a JSON string, as OpenAI-compatible servers return them"
+            )
+        message["tool_calls"] = _scrub(tool_calls)
     return message
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _scrub(value: Any) -> Any:
+    """``value`` with lone surrogates (text no UTF-8 encoder accepts) replaced by U+FFFD; unchanged otherwise.
+
+    Such text can be neither sent to a simulator nor written to JSONL, so it is the one change made
+    to an action before it is kept. Depth is bounded by the caller (``MAX_ACTION_DEPTH``).
+    """
+    if isinstance(value, str):
+        return value if value.isascii() or not _SURROGATE.search(value) else _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        scrubbed = [_scrub(item) for item in value]
+        return value if all(a is b for a, b in zip(scrubbed, value, strict=True)) else scrubbed
+    if isinstance(value, dict):
+        pairs = {_scrub(key): _scrub(item) for key, item in value.items()}
+        same = len(pairs) == len(value) and all(k in value and pairs[k] is value[k] for k in pairs)
+        return value if same else pairs
+    return value
+
+
+MAX_ACTION_DEPTH = 100
+"""Deepest nesting of Python lists and dicts accepted in an action's ``tool_calls`` (JSON text is not limited)."""
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Is ``value`` nested deeper than ``limit`` (iterative: no recursion on the caller's data)?"""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, Mapping):
+            stack.extend((child, depth + 1) for child in item.values() if isinstance(child, Mapping | list | tuple))
+        elif isinstance(item, list | tuple):
+            stack.extend((child, depth + 1) for child in item if isinstance(child, Mapping | list | tuple))
+    return False
