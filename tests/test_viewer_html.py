@@ -284,3 +284,16 @@ def test_screenshot_renders_to_png(browser: Any, page: Path, tmp_path: Path) -> 
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])
     assert width >= 1000 and height >= 700 and len(data) > 30_000
+
+
+def test_episode_without_a_task_opens(browser: Any, tmp_path: Path) -> None:
+    from trustee_env.trajectory import SimFault, Trajectory
+
+    fault = SimFault(role="task_generator", reason="invalid_output", attempts=3, message="<b>no task</b>")
+    page = write_html([Trajectory(termination="sim_fault", sim_fault=fault), Trajectory()], tmp_path / "bare.html")
+    _open(browser, page, "#e0")
+    detail = browser.find_element("id", "detail").text
+    assert "SIM FAULT · task_generator · invalid_output" in detail and "<b>no task</b>" in detail
+    _open(browser, page, "#e1")
+    assert "EPISODE #1" in browser.find_element("id", "detail").text.upper()
+    assert browser.get_log("browser") == []
