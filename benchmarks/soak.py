@@ -9,7 +9,8 @@ and 10 MB answers). Every episode is a tool call to the expected tool, then a te
 four simulated roles are called. Trajectories go to a JSONL file, read back at the end.
 
 Prints one JSON object: episodes completed, episodes labelled with a sim fault (by role and
-reason), faults injected (by role and kind), unhandled exceptions (must be 0), trajectories read
+reason), faults injected (by role and kind), faults recovered by transport retries and by repair
+re-asks, unhandled exceptions (must be 0), trajectories read
 back, and at 1k/5k/10k episodes: RSS, open file descriptors, sockets and threads (RSS must stay
 flat within 10%, descriptors and sockets must not grow).
 
@@ -149,7 +150,11 @@ async def soak(base_url: str, episodes: int, concurrency: int, timeout: float, p
     checkpoints.append(snapshot(0, started))
     await asyncio.gather(*(worker(env) for env in envs))
     elapsed = time.perf_counter() - started
+    recovered: Counter[str] = Counter()
     for env in envs:
+        for role, counts in env.stats["usage"].timing_view().items():
+            recovered[f"{role}/retries"] += counts["retries"]
+            recovered[f"{role}/repairs"] += counts["repairs"]
         env.close()
     return {
         "episodes": done,
@@ -158,6 +163,9 @@ async def soak(base_url: str, episodes: int, concurrency: int, timeout: float, p
         "sim_faults": sum(faults.values()),
         "sim_faults_by_role_reason": dict(sorted(faults.items())),
         "terminations": dict(sorted(terminations.items())),
+        "recovered_by_retries": sum(v for k, v in recovered.items() if k.endswith("/retries")),
+        "recovered_by_repairs": sum(v for k, v in recovered.items() if k.endswith("/repairs")),
+        "recovered_by_role": dict(sorted(recovered.items())),
         "unhandled_exceptions": sum(unhandled.values()),
         "unhandled_by_type": dict(unhandled),
         "checkpoints": checkpoints,
