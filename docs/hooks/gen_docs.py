@@ -248,8 +248,56 @@ def errors_reference() -> str:
             "",
         ]
         if details.strip():
-            lines += [details.strip(), ""]
+            lines += [_google_sections(details.strip()), ""]
+    lines += ["### Messages of the `trustee` command", "", "| message | what to run |", "|---|---|"]
+    lines += [f"| `{_cell(message)}` | {_cell(fix)} |" for message, fix in command_messages()]
     return "\n".join(lines).rstrip()
+
+
+def _google_sections(text: str) -> str:
+    """A docstring's ``Attributes:`` / ``Args:`` block as a Markdown list (indented text would be code)."""
+    out: list[str] = []
+    for line in text.splitlines():
+        item = re.match(r"^\s{4}(\w+): (.*)$", line)
+        if item:
+            out.append(f"* `{item.group(1)}`: {item.group(2)}")
+        elif line.startswith("        ") and out and out[-1].startswith("* "):
+            out[-1] += " " + line.strip()
+        elif re.match(r"^(Attributes|Args):$", line):
+            out += [f"*{line}*", ""]
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
+def _literal(node: Any) -> str:
+    """Source text of a str or f-string argument, placeholders as ``<expression>``."""
+    import ast
+
+    if isinstance(node, ast.Constant):
+        return str(node.value)
+    if isinstance(node, ast.JoinedStr):
+        return "".join(
+            str(part.value) if isinstance(part, ast.Constant) else f"<{ast.unparse(part.value)}>"
+            for part in node.values
+        )
+    text = ast.unparse(node)
+    return "<the underlying error>" if text == "str(err)" else f"<{text}>"
+
+
+def command_messages() -> list[tuple[str, str]]:
+    """(message, fix) of every ``CommandError`` the ``trustee`` command raises, read from ``cli.py``'s source."""
+    import ast
+
+    import trustee_env.cli
+
+    tree = ast.parse(Path(trustee_env.cli.__file__).read_text())
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "CommandError" and node.args:
+            fix = next((_literal(k.value) for k in node.keywords if k.arg == "fix"), "")
+            found.append((_literal(node.args[0]), fix))
+    return sorted(found)
 
 
 # ------------------------------------------------------------------------------------------- benchmarks
