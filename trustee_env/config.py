@@ -325,5 +325,8 @@ def make_config(config: TrusteeConfig | None = None, **kwargs: Any) -> TrusteeCo
                     )
                 lines.append(f"unknown option {loc!r}.{hint}")
             else:
-                lines.append(f"{loc}: {error['msg']} (got {error.get('input')!r})")
+                got = error.get("input")
+                # A model-level error's input is every setting given, API keys included: never echo it.
+                secret = isinstance(got, dict) or (error["loc"] and error["loc"][-1] == "api_key")
+                lines.append(f"{loc}: {error['msg']}" + ("" if secret else f" (got {got!r})"))
         raise ConfigError("invalid Trustee configuration: " + "; ".join(lines)) from None
