@@ -90,7 +90,7 @@ class RoleOverride(BaseModel):
 
     base_url: str | list[str] | None = None
     model: str | None = None
-    api_key: str | None = None
+    api_key: str | None = Field(default=None, repr=False)
     timeout: float | None = None
     max_retries: int | None = None
     max_repairs: int | None = None
