@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ import numpy as np
 from trustee_env._portal import portal
 from trustee_env.bank import TaskBank
 from trustee_env.env import TrusteeToolEnv
+from trustee_env.integrations._turns import cut_turn
 from trustee_env.integrations.tasks import TaskIndex, prompt_key
 from trustee_env.schemas import derive_seed
 from trustee_env.tokens import TokenEpisode, TurnTokenizer, run_token_episode
@@ -62,16 +63,6 @@ def trustee_reward(completions: list[Any], trustee_reward: list[float | None], *
     column the rollout returned) to TRL, which leaves ``None`` rows out of the group statistics.
     """
     return [None if r is None else float(r) for r in trustee_reward]
-
-
-def _cut_turn(ids: Sequence[int], eot: Sequence[int], limit: int) -> int:
-    """Length of one turn: up to and including the first end-of-turn marker, at most ``limit`` tokens."""
-    n = len(eot)
-    ids = list(ids[:limit])
-    for end in range(n, len(ids) + 1):
-        if ids[end - n : end] == list(eot):
-            return end
-    return len(ids)
 
 
 class _WaveBatcher:
@@ -124,7 +115,7 @@ class _WaveBatcher:
         finally:
             self._busy = False
         for (_, max_new, future), (ids, logprobs) in zip(batch, outputs, strict=True):
-            keep = _cut_turn(ids, self.eot, max_new)
+            keep = cut_turn(ids, self.eot, max_new)
             future.set_result((list(ids[:keep]), None if logprobs is None else list(logprobs[:keep])))
         self._maybe_flush()
 
