@@ -155,7 +155,7 @@ def _mitigations(sections: dict[str, Any]) -> list[Mitigation]:
                 role="task_generator",
                 mitigation="gate repairs (code, re-ask, regenerate)",
                 metric="usable task rate",
-                before=tasks["gate"].get("draft_pass_rate"),
+                before=tasks["draft_pass_rate"],
                 after=tasks["generated_rate"],
                 better="higher",
             )

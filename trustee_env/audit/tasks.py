@@ -40,6 +40,11 @@ def solvable(task: Task) -> list[str]:
     return problems
 
 
+def _counts(ctx: AuditContext) -> tuple[int, int]:
+    entry = ctx.usage.roles.get(Role.TASK_GENERATOR.value)
+    return (entry.calls, entry.repairs) if entry else (0, 0)
+
+
 async def task_section(ctx: AuditContext, *, count: int = 4, difficulty: float = 30.0) -> dict[str, Any]:
     """Generate ``count`` tasks through the gate (fresh gate counters) and measure them."""
     cfg = ctx.config
@@ -51,8 +56,11 @@ async def task_section(ctx: AuditContext, *, count: int = 4, difficulty: float =
         dedup_window=0,
     )
     tasks: list[Task] = []
+    max_repairs = cfg.endpoint(Role.TASK_GENERATOR).max_repairs
+    requests = drafts = first_draft = 0
     for index in range(count):
         seed = derive_seed("audit-task", index)
+        calls_before, repairs_before = _counts(ctx)
         task = await ctx.guard(
             Role.TASK_GENERATOR,
             generator.generate_with_attempts(
@@ -64,11 +72,23 @@ async def task_section(ctx: AuditContext, *, count: int = 4, difficulty: float =
                 usage=ctx.usage,
             ),
         )
+        calls, repairs = (
+            now - before for now, before in zip(_counts(ctx), (calls_before, repairs_before), strict=True)
+        )
+        # Each request ends with one draft that passed or with every re-ask used; this holds on a cache replay too,
+        # where the gate itself sees no drafts (its counters then say nothing about the model).
+        failed = calls - (1 if task is not None else 0)
+        requests += calls
+        drafts += calls + repairs
         if task is not None:
             tasks.append(task)
+            first_draft += int(repairs - failed * max_repairs == 0)
     unsolvable = {task.task_id: problems for task in tasks if (problems := solvable(task))}
     gate = gate_report(generator.gate_stats.as_dict())
     return {
+        "requests": requests,
+        "draft_pass_rate": round(len(tasks) / drafts, 4) if drafts else None,
+        "first_draft_pass_rate": round(first_draft / requests, 4) if requests else None,
         "requested": count,
         "difficulty": difficulty,
         "generated": len(tasks),
@@ -76,6 +96,7 @@ async def task_section(ctx: AuditContext, *, count: int = 4, difficulty: float =
         "solvable_fraction": round((len(tasks) - len(unsolvable)) / count, 4) if count else None,
         "code_repaired": sum(1 for task in tasks if any(note.startswith("gate:") for note in task.notes)),
         "unsolvable": {key: value[:3] for key, value in unsolvable.items()},
+        "near_duplicate_rate": gate["near_duplicate_rate"],
         "gate": gate,
         "intents": [task.intent[:120] for task in tasks],
     }
