@@ -138,7 +138,7 @@ def test_bad_bank_is_one_line(tmp_path: Path, capsys) -> None:
     bank.write_text(json.dumps([{"intent": "no other fields"}]))
     code, _, stderr = run_cli("rollout", "--bank", str(bank), "--base-url", "http://127.0.0.1:9/v1", capsys=capsys)
     assert code == 1
-    assert stderr.startswith(f"trustee: error: {bank}: task 0 is not a Trustee task")
+    assert stderr.startswith(f"trustee: error: task bank {bank} is not valid: tasks.0.")
     assert "->" in stderr and len(stderr.strip().splitlines()) == 1
 
 

@@ -292,43 +292,21 @@ def _parse_seeds(text: str) -> list[int]:
 
 
 def load_bank(path: str | Path) -> list[dict[str, Any]]:
-    """Tasks of a task bank file: a JSON list, ``{"tasks": [...]}`` or JSONL; each a task dict or JSON string.
+    """The tasks of a task bank file (:meth:`trustee_env.bank.TaskBank.load`: a saved bank or a JSON list of tasks).
 
-    Each task is checked against :class:`~trustee_env.schemas.Task` here, so a bad bank fails before any episode.
+    Every task is validated here, so a bad bank fails before any episode starts.
     """
-    from pydantic import ValidationError
+    from trustee_env.bank import TaskBank
 
-    from trustee_env.schemas import Task
-
-    path = Path(path)
-    if not path.is_file():
-        raise CommandError(f"no such task bank: {path}", fix="check the path (a JSON or JSONL file of tasks)")
-    text = path.read_text()
     try:
-        data: Any = json.loads(text)
-    except json.JSONDecodeError:
-        try:
-            data = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as err:
-            raise CommandError(f"{path}: not JSON or JSONL ({err})", fix="write the bank with json.dump") from None
-    if isinstance(data, dict):
-        data = data.get("tasks", [data])
-    tasks = []
-    for index, item in enumerate(data if isinstance(data, list) else []):
-        item = item.get("task", item) if isinstance(item, dict) else item
-        try:
-            task = Task.model_validate_json(item) if isinstance(item, str) else Task.model_validate(item)
-        except ValidationError as err:
-            first = err.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            raise CommandError(
-                f"{path}: task {index} is not a Trustee task ({where}: {first['msg']})",
-                fix="store tasks as Task.model_dump(mode='json') or env.unwrapped.task_json()",
-            ) from None
-        tasks.append(task.model_dump(mode="json"))
-    if not tasks:
-        raise CommandError(f"{path} holds no tasks", fix="a bank is a JSON list of tasks (or JSONL, one per line)")
-    return tasks
+        bank = TaskBank.load(path)
+    except ConfigError as err:
+        raise CommandError(
+            str(err), fix="save one with TaskBank.save (tasks as env.unwrapped.task_json() returns them)"
+        ) from None
+    if not bank.tasks:
+        raise CommandError(f"{path} holds no tasks", fix="a bank needs at least one task")
+    return [task.model_dump(mode="json") for task in bank.tasks]
 
 
 def _option_values(pairs: list[str]) -> dict[str, Any]:
@@ -658,7 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_argument("--seeds", help="explicit seeds, e.g. 0-99,200 (overrides --episodes and --seed)")
     source = rollout.add_mutually_exclusive_group()
     source.add_argument("--difficulty", type=float, default=None, help="difficulty D in [1, 100] (default: config's)")
-    source.add_argument("--bank", help="task bank (JSON list or JSONL of tasks): episode i plays task i mod size")
+    source.add_argument("--bank", help="task bank (a saved TaskBank or a JSON list of tasks); episode i: task i mod n")
     rollout.add_argument("--concurrency", "-c", type=int, default=4, help="episodes in flight at once")
     rollout.add_argument(
         "--tool-format",
