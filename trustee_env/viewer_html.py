@@ -84,20 +84,23 @@ def build_payload(records: Iterable[Trajectory], *, source: str = "") -> tuple[d
     the shared ``tools`` table; ``transcript`` (the simulators' copy of the messages) is left out.
     """
     tools: list[dict[str, Any]] = []
-    tool_index: dict[str, int] = {}
+    by_name: dict[str, list[int]] = {}  # tool name -> indexes of the distinct specs with that name
     episodes: list[dict[str, Any]] = []
+
+    def index_of(tool: dict[str, Any]) -> int:
+        same_name = by_name.setdefault(str(tool.get("name")), [])
+        for index in same_name:  # dict equality, not a serialisation per tool per episode
+            if tools[index] == tool:
+                return index
+        same_name.append(len(tools))
+        tools.append(tool)
+        return len(tools) - 1
+
     for record in records:
         data = record.model_dump(mode="json", exclude={"transcript"})
         task = data.get("task")
         if task:
-            refs = []
-            for tool in task.get("tools", []):
-                key = json.dumps(tool, sort_keys=True)
-                if key not in tool_index:
-                    tool_index[key] = len(tools)
-                    tools.append(tool)
-                refs.append(tool_index[key])
-            task["tools"] = refs
+            task["tools"] = [index_of(tool) for tool in task.get("tools", [])]
             data["world_patch"] = _world_patch(task.get("initial_state", {}), data.get("world_state", {}))
         else:
             data["world_patch"] = []
