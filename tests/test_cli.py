@@ -59,6 +59,7 @@ def test_fix_for_every_error_class_and_missing_extras() -> None:
     assert cli.fix_for(cli.CommandError("x")) == cli.FIXES[errors.TrusteeError]  # inherited
     assert cli.fix_for(ModuleNotFoundError("no", name="matplotlib.pyplot")) == "pip install 'trustee-env[plot]'"
     assert cli.fix_for(ModuleNotFoundError("no", name="llama_cpp")) == "pip install 'trustee-env[local]'"
+    assert cli.fix_for(IsADirectoryError(21, "Is a directory")) == "check the path and its permissions"
 
 
 # --------------------------------------------------------------------------------------------- rollout

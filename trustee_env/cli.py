@@ -42,6 +42,7 @@ FIXES: dict[type[BaseException], str] = {
     errors.ReplayMissError: "record the run first with cache_mode=read_write (same seeds and options)",
     errors.EpisodeStateError: "call env.reset() before env.step(), and again after the episode ends",
     errors.ServerError: "run `trustee serve` to watch the server start, or pass --base-url URL to use a running one",
+    OSError: "check the path and its permissions",  # files named on the command line
 }
 
 # Optional imports and the extra that installs them (a missing one is a known failure too).
@@ -716,7 +717,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with log.configured(level, fmt="%(message)s"):
             return int(args.func(args) or 0)
-    except (TrusteeError, ModuleNotFoundError, FileNotFoundError, PermissionError) as err:
+    except (TrusteeError, ModuleNotFoundError, OSError) as err:
         if verbose:
             traceback.print_exc()
             for extra in ("log_tail", "raw"):
