@@ -18,7 +18,7 @@ from typing import Any
 
 from trustee_env.schemas import Task
 
-__all__ = ["TaskIndex", "load_tasks", "prompt_key", "task_prompt"]
+__all__ = ["TaskIndex", "load_tasks", "prompt_key", "row_task", "task_prompt", "write_parquet"]
 
 logger = logging.getLogger("trustee_env.integrations")
 
@@ -143,3 +143,28 @@ class TaskIndex:
     def from_rows(cls, rows: Iterable[Mapping[str, Any]]) -> TaskIndex:
         """An index from dataset rows that carry a ``task`` JSON column (what :meth:`rows` wrote)."""
         return cls([row["task"] for row in rows])
+
+
+def write_parquet(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """Write dataset rows as one parquet file (needs ``pyarrow``; verl and SkyRL read parquet)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), target)
+    return target
+
+
+def row_task(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The task JSON of a dataset row: ``extra_info["task"]`` (verl, SkyRL) or a top-level ``task`` column."""
+    extra = row.get("extra_info")
+    task = extra.get("task") if isinstance(extra, Mapping) else None
+    if task is None:
+        task = row.get("task")
+    if task is None:
+        raise ValueError(
+            "the dataset row carries no task (extra_info['task']): build the dataset from a task bank with the "
+            "adapter's write_dataset(bank, path)"
+        )
+    return json.loads(task) if isinstance(task, str) else dict(task)

@@ -32,9 +32,9 @@ from uuid import uuid4
 
 from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutput
 
-from trustee_env.env import TrusteeToolEnv
+from trustee_env.integrations._pool import EnvPool
 from trustee_env.integrations._turns import cut_turn
-from trustee_env.integrations.tasks import TaskIndex, task_prompt
+from trustee_env.integrations.tasks import TaskIndex, row_task, task_prompt, write_parquet
 from trustee_env.tokens import TurnTokenizer, run_token_episode
 
 __all__ = ["AGENT_NAME", "TrusteeAgentLoop", "agent_loop_config", "dataset_rows", "write_dataset"]
@@ -63,13 +63,7 @@ def dataset_rows(tasks: Any, *, agent_name: str = AGENT_NAME, data_source: str =
 
 def write_dataset(tasks: Any, path: str | Path, **kwargs: Any) -> Path:
     """Write :func:`dataset_rows` as parquet for ``data.train_files`` / ``data.val_files``."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(dataset_rows(tasks, **kwargs)), target)
-    return target
+    return write_parquet(dataset_rows(tasks, **kwargs), path)
 
 
 def agent_loop_config(env_kwargs: Mapping[str, Any] | None = None, **loop_kwargs: Any) -> list[dict[str, Any]]:
@@ -82,31 +76,6 @@ def agent_loop_config(env_kwargs: Mapping[str, Any] | None = None, **loop_kwargs
         entry["env_kwargs"] = dict(env_kwargs)
     entry.update(loop_kwargs)
     return [entry]
-
-
-class _EnvPool:
-    """Trustee envs shared by every loop instance of a worker process (verl builds one loop per trajectory).
-
-    An env holds one episode at a time; idle envs, and so their simulator clients and cache
-    connections, are reused, one pool per distinct ``env_kwargs``.
-    """
-
-    _pools: dict[str, list[TrusteeToolEnv]] = {}  # noqa: RUF012 (process-wide on purpose)
-    _lock = threading.Lock()
-
-    @classmethod
-    def acquire(cls, env_kwargs: Mapping[str, Any]) -> tuple[str, TrusteeToolEnv]:
-        key = json.dumps(env_kwargs, sort_keys=True, default=str)
-        with cls._lock:
-            idle = cls._pools.setdefault(key, [])
-            if idle:
-                return key, idle.pop()
-        return key, TrusteeToolEnv(**env_kwargs)
-
-    @classmethod
-    def release(cls, key: str, env: TrusteeToolEnv) -> None:
-        with cls._lock:
-            cls._pools.setdefault(key, []).append(env)
 
 
 _TURNS: dict[tuple[int, str], TurnTokenizer] = {}
@@ -160,7 +129,7 @@ class TrusteeAgentLoop(AgentLoopBase):
 
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
         """Play the row's task (``extra_info["task"]``) to its end and return verl's trajectory."""
-        task = _row_task(kwargs)
+        task = row_task(kwargs)
         request_id = uuid4().hex  # one id for every turn: the server may keep the prefix cached
         timings = {"generate_sequences": 0.0}
         eot = self.turns.eot_ids
@@ -183,7 +152,7 @@ class TrusteeAgentLoop(AgentLoopBase):
             sampled_logprobs.append(bool(out.log_probs))
             return list(out.token_ids[:keep]), (list(out.log_probs[:keep]) if out.log_probs else None)
 
-        key, env = _EnvPool.acquire(self.env_kwargs)
+        key, env = EnvPool.acquire(self.env_kwargs)
         start = time.perf_counter()
         try:
             episode = await run_token_episode(
@@ -195,7 +164,7 @@ class TrusteeAgentLoop(AgentLoopBase):
                 max_turn_tokens=self.max_turn_tokens,
             )
         finally:
-            _EnvPool.release(key, env)
+            EnvPool.release(key, env)
         elapsed = time.perf_counter() - start
         return self.output(episode, timings["generate_sequences"], elapsed, with_logprobs=all(sampled_logprobs or [0]))
 
@@ -225,15 +194,3 @@ class TrusteeAgentLoop(AgentLoopBase):
                 "trustee_task_id": episode.info.get("task_id"),
             },
         )
-
-
-def _row_task(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The task JSON of a dataset row (``extra_info["task"]``, as :func:`dataset_rows` writes it)."""
-    extra = row.get("extra_info") or {}
-    task = extra.get("task") if isinstance(extra, Mapping) else None
-    if task is None:
-        raise ValueError(
-            "the dataset row has no extra_info['task']: build the dataset with "
-            "trustee_env.integrations.verl.write_dataset(bank, path)"
-        )
-    return json.loads(task) if isinstance(task, str) else dict(task)
