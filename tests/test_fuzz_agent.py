@@ -114,7 +114,9 @@ def _step(env: TrusteeToolEnv, action: Any) -> tuple[dict[str, Any], dict[str, A
     return obs, info
 
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)  # no .hypothesis folder in the checkout
 
 
 @FUZZ
