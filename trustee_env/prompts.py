@@ -36,6 +36,10 @@ FENCE_CLOSE = ">>>"
 
 
 _DELIMITER_RUN = re.compile(r"<{3,}|>{3,}")
+# Chat-template control tokens (ChatML/Qwen/Llama 3 ``<|...|>``, Gemma turns, Llama 2/Mistral ``[INST]``, ``<s>``).
+# Servers tokenize special tokens written in message text as the real thing (llama.cpp parses them in prompts):
+# left intact, policy text could open a new system turn in the simulator's prompt, below any fence.
+_CONTROL_TOKEN = re.compile(r"<\||\|>|<(?=/?(?:s|start_of_turn|end_of_turn)>)|\[(?=/?INST\])")
 
 
 def fence(text: Any) -> str:
@@ -43,9 +47,14 @@ def fence(text: Any) -> str:
 
     Every run of three or more ``<`` or ``>`` is spaced out (``>>>>>`` -> ``> > > > >``: replacing
     ``>>>`` once would leave ``> > >>>``), and a leading ``<`` or trailing ``>`` is kept apart from
-    the delimiters, so the first ``>>>`` after ``<<<`` is always the fence's own.
+    the delimiters, so the first ``>>>`` after ``<<<`` is always the fence's own. Chat-template control
+    tokens are broken up (``<|im_start|>`` -> ``< |im_start| >``), so a server cannot read them as
+    turn boundaries either.
     """
     body = str(text if text is not None else "")
+    body = _CONTROL_TOKEN.sub(
+        lambda match: " ".join(match.group()) if len(match.group()) == 2 else match.group() + " ", body
+    )
     body = _DELIMITER_RUN.sub(lambda match: " ".join(match.group()), body)
     if body.startswith("<"):
         body = " " + body
