@@ -41,7 +41,7 @@ BLOCK = re.compile(r"(<!-- generated: (?P<name>[a-z_-]+) -->\n)(?P<body>.*?)(<!-
 NAV: list[tuple[str, list[str]]] = [
     ("Getting started", ["index.md", "concepts.md"]),
     ("Guides", ["episode.md", "rewards.md", "curriculum.md", "vector.md", "configuration.md", "serving.md",
-                "vllm.md", "training.md", "trainers/", "viewer.md", "audit.md", "fault-matrix.md"]),
+                "vllm.md", "training.md", "trainers/", "viewer.md", "audit.md", "reliability.md", "fault-matrix.md"]),
     ("Reference", ["cli.md", "reference/configuration.md", "troubleshooting.md", "figures.md"]),
 ]  # fmt: skip
 
