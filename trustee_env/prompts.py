@@ -42,6 +42,13 @@ _DELIMITER_RUN = re.compile(r"<{3,}|>{3,}")
 _CONTROL_TOKEN = re.compile(r"<\||\|>|<(?=/?(?:s|start_of_turn|end_of_turn)>)|\[(?=/?INST\])")
 
 
+def break_control_tokens(text: str) -> str:
+    """``text`` with chat-template control tokens broken up (``<|eot_id|>`` -> ``< |eot_id| >``)."""
+    return _CONTROL_TOKEN.sub(
+        lambda match: " ".join(match.group()) if len(match.group()) == 2 else match.group() + " ", text
+    )
+
+
 def fence(text: Any) -> str:
     """Quote untrusted text as data: wrap it in ``<<< >>>`` so that nothing inside can end the fence.
 
@@ -51,10 +58,7 @@ def fence(text: Any) -> str:
     tokens are broken up (``<|im_start|>`` -> ``< |im_start| >``), so a server cannot read them as
     turn boundaries either.
     """
-    body = str(text if text is not None else "")
-    body = _CONTROL_TOKEN.sub(
-        lambda match: " ".join(match.group()) if len(match.group()) == 2 else match.group() + " ", body
-    )
+    body = break_control_tokens(str(text if text is not None else ""))
     body = _DELIMITER_RUN.sub(lambda match: " ".join(match.group()), body)
     if body.startswith("<"):
         body = " " + body
@@ -64,7 +68,9 @@ def fence(text: Any) -> str:
 
 
 def _to_json(value: Any, indent: int | None = None) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, indent=indent, default=str)
+    """The ``json`` filter: data in prompts (world state, facts, schemas) may hold policy-written values the
+    tool simulator copied (an argument saved into a record), so control tokens are broken up here too."""
+    return break_control_tokens(json.dumps(value, ensure_ascii=False, sort_keys=True, indent=indent, default=str))
 
 
 def prompt_dirs() -> list[Path]:
