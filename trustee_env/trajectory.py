@@ -220,7 +220,7 @@ def append_trajectory(path: str | os.PathLike[str], record: Trajectory | dict[st
                 view = view[os.write(fd, view) :]
         finally:
             os.close(fd)  # closing releases the flock
-    _syncer.mark(str(target))
+    _syncer.mark(os.path.abspath(target))  # the thread must find it whatever the cwd is by then
 
 
 def read_trajectories(path: str | os.PathLike[str]) -> Iterator[Trajectory]:
