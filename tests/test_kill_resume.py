@@ -161,3 +161,25 @@ def test_the_cache_replays_the_reported_episodes_without_a_server(
             assert (reward, messages) == (recorded[seed].reward, recorded[seed].messages), seed
     finally:
         env.close()
+
+
+def test_appends_are_fsynced_by_the_writer_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import threading
+
+    from trustee_env.trajectory import flush_trajectories
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(threading.current_thread().name)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    path = tmp_path / "t.jsonl"
+    for seed in range(50):
+        append_trajectory(path, Trajectory(seed=seed))
+    assert flush_trajectories(timeout=30) is True
+    assert synced and set(synced) == {"trustee-trajectory-sync"}  # never on the caller's thread
+    assert len(synced) <= 50  # one sync may cover many lines
+    assert [record.seed for record in read_trajectories(path)] == list(range(50))
