@@ -43,6 +43,7 @@ class AuditReport(BaseModel):
     mitigations: list[Mitigation]
     headline: dict[str, float | None]
     elapsed_s: float
+    notes: list[str] = Field(default_factory=list, description="How the run was made, in words (for published runs).")
 
 
 def _get(data: Any, path: str) -> Any:
@@ -129,6 +130,8 @@ def render_markdown(report: AuditReport) -> str:
         f"Cache: {report.cache.get('mode')} ({report.cache.get('entries_before')} entries before, "
         f"{report.cache.get('entries_after')} after).",
         "",
+        *[f"> {note}" for note in report.notes],
+        *([""] if report.notes else []),
         "| role | endpoint | model | temperature | top_p | max_tokens |",
         "|---|---|---|---|---|---|",
     ]
