@@ -11,8 +11,10 @@ four simulated roles are called. Trajectories go to a JSONL file, read back at t
 Prints one JSON object: episodes completed, episodes labelled with a sim fault (by role and
 reason), faults injected (by role and kind), faults recovered by transport retries and by repair
 re-asks, unhandled exceptions (must be 0), trajectories read
-back, and at 1k/5k/10k episodes: RSS, open file descriptors, sockets and threads (RSS must stay
-flat within 10%, descriptors and sockets must not grow).
+back, and at 1k/5k/10k episodes and after closing every env: RSS, Python objects and allocated
+blocks, open file descriptors, sockets and threads (RSS must stay flat within 10%, descriptors and
+sockets must not grow). RSS counts the episodes in flight, 10 MB answers included; the object and
+block counts are the leak signal that those do not move.
 
 Usage: ``nice -n 19 python benchmarks/soak.py [--episodes 10000] [--concurrency 32]``
 """
@@ -79,6 +81,9 @@ def snapshot(done: int, started: float) -> dict[str, Any]:
     return {
         "episodes": done,
         "rss_mb": round(rss_mb(), 1),
+        # leak signals that transient big strings (a 10 MB answer in flight) do not move
+        "gc_objects": len(gc.get_objects()),
+        "allocated_blocks": sys.getallocatedblocks(),
         **descriptors(),
         "threads": threading.active_count(),
         "elapsed_s": round(time.perf_counter() - started, 1),
@@ -156,6 +161,8 @@ async def soak(base_url: str, episodes: int, concurrency: int, timeout: float, p
             recovered[f"{role}/retries"] += counts["retries"]
             recovered[f"{role}/repairs"] += counts["repairs"]
         env.close()
+    envs.clear()
+    after_close = snapshot(done, started)  # every episode over and every env closed: what is left is a leak
     return {
         "episodes": done,
         "elapsed_s": round(elapsed, 1),
@@ -169,6 +176,7 @@ async def soak(base_url: str, episodes: int, concurrency: int, timeout: float, p
         "unhandled_exceptions": sum(unhandled.values()),
         "unhandled_by_type": dict(unhandled),
         "checkpoints": checkpoints,
+        "after_close": after_close,
     }
 
 
