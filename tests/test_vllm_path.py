@@ -91,7 +91,12 @@ def finish_episode(env: Env) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- 1. the format fallback
 
 
-@pytest.mark.parametrize("message", [CONTEXT_TOO_LONG, XGRAMMAR_REFUSED], ids=["context_length", "xgrammar"])
+BAD_SCHEMA = "Invalid JSON schema in response_format.json_schema: 'maxItems' must be a non-negative integer"
+
+
+@pytest.mark.parametrize(
+    "message", [CONTEXT_TOO_LONG, XGRAMMAR_REFUSED, BAD_SCHEMA], ids=["context_length", "xgrammar", "bad_schema"]
+)
 def test_other_400s_never_switch_schema_enforcement_off(make_env: MakeEnv, message: str) -> None:
     env = make_env(ScriptedSimulator(faults={"user": [Reply(status=400, content=message)]}))
     env.reset(seed=1)
@@ -106,10 +111,18 @@ def test_other_400s_never_switch_schema_enforcement_off(make_env: MakeEnv, messa
     assert mode == {"mode": "json_schema", "fallback": None}
 
 
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        Reply(status=422, content=FORMAT_REFUSED),
+        Reply(status=400, content="response_format type json_schema is not supported"),
+    ],
+    ids=["llama-cpp-python", "other"],
+)
 def test_response_format_refusal_falls_back_once_warns_and_shows_in_stats(
-    make_env: MakeEnv, caplog: pytest.LogCaptureFixture
+    make_env: MakeEnv, caplog: pytest.LogCaptureFixture, refusal: Reply
 ) -> None:
-    env = make_env(ScriptedSimulator(faults={"task_generator": [Reply(status=422, content=FORMAT_REFUSED)]}))
+    env = make_env(ScriptedSimulator(faults={"task_generator": [refusal]}))
     with caplog.at_level(logging.WARNING, logger="trustee_env"):
         info = finish_episode(env)
         env.reset(seed=2)
@@ -120,7 +133,7 @@ def test_response_format_refusal_falls_back_once_warns_and_shows_in_stats(
     warnings = [r.getMessage() for r in caplog.records if "rejected response_format" in r.getMessage()]
     assert len(warnings) == 1 and make_env.server.base_url in warnings[0]
     mode = env.unwrapped.stats["response_formats"][make_env.server.base_url]
-    assert mode["mode"] == "json_object" and mode["fallback"].startswith("HTTP 422")
+    assert mode["mode"] == "json_object" and mode["fallback"].startswith(f"HTTP {refusal.status}")
 
 
 def test_explicit_json_schema_mode_is_never_changed(make_env: MakeEnv) -> None:

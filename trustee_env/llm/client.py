@@ -64,9 +64,12 @@ T = TypeVar("T", bound=BaseModel)
 Validator = Callable[[Any], list[str]]
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
-# An error about the response format itself (llama-cpp-python: 422 "response_format.type: Input should be 'text'
-# or 'json_object'"), not about the schema, the prompt length or anything else the same status may mean.
-_FORMAT_REJECTED_RE = re.compile(r"response_format|json_object", re.IGNORECASE)
+# An error about the response format's type itself (llama-cpp-python: 422 "response_format.type: Input should be
+# 'text' or 'json_object'"; others: "response_format type json_schema is not supported"), not about the schema
+# inside it, the prompt length or anything else the same status may mean.
+_FORMAT_REJECTED_RE = re.compile(
+    r"json_object|response_format\W+type|response_format[^.]{0,60}(?:not supported|unsupported)", re.IGNORECASE
+)
 logger = logging.getLogger("trustee_env")
 _FENCE_RE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
