@@ -137,7 +137,7 @@ def _mitigations(sections: dict[str, Any]) -> list[Mitigation]:
             )
     user = sections.get("user")
     if user:
-        for metric in ("premature_satisfied", "gave_up_after_success"):
+        for metric in ("premature_satisfied", "gave_up_after_success", "not_done_after_success"):
             out.append(
                 Mitigation(
                     role="user",

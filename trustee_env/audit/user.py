@@ -150,13 +150,27 @@ async def user_section(ctx: AuditContext, *, tasks: int | None = None) -> dict[s
         if turn is not None:
             revealed = sum(1 for value in task.user_facts.values() if _says(turn.message, value))
             rows.append(
-                {"probe": "open_question", "task": task.task_id, "revealed": revealed, "of": len(task.user_facts)}
+                {
+                    "probe": "open_question",
+                    "task": task.task_id,
+                    "revealed": revealed,
+                    "of": len(task.user_facts),
+                    "message": turn.message[:200],
+                }
             )
         for fact, question in probe_task["asks"]:
             turn = await _reply(ctx, task, _transcript(task, f"[assistant] {fence(question)}"), f"ask-{fact}")
             if turn is not None:
                 answered = _says(turn.message, facts[fact])
-                rows.append({"probe": "ask_fact", "task": task.task_id, "fact": fact, "answered": answered})
+                rows.append(
+                    {
+                        "probe": "ask_fact",
+                        "task": task.task_id,
+                        "fact": fact,
+                        "answered": answered,
+                        "message": turn.message[:200],
+                    }
+                )
         promise = "I will take care of that for you right away!"
         stop = await _stop(ctx, task, _transcript(task, f"[assistant] {fence(promise)}"), False, "premature")
         rows.append({"probe": "premature", "task": task.task_id, **stop})
