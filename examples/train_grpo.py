@@ -84,7 +84,7 @@ class TrainConfig:
     epochs: int = 1  # optimisation passes over each batch (the ratio is 1 on the first)
     micro_batch: int = 4  # sequences per backward pass (gradient accumulation over the batch)
     max_grad_norm: float = 1.0
-    temperature: float = 1.0
+    temperature: float = 0.7  # sampling; the loss scores tokens at the same temperature, so it stays on-policy
     top_p: float = 1.0
     max_turn_tokens: int = 64
     max_completion_tokens: int = 384
@@ -95,13 +95,21 @@ class TrainConfig:
     save_every: int = 1
     keep_checkpoints: int = 2
     seed: int = 0
+    max_minutes: float | None = None  # stop at the first step boundary after this much wall time (then save)
     resume: bool = False
     threads: int | None = None
 
 
 PRESETS: dict[str, dict[str, Any]] = {
     # End to end on a 2-core CPU in minutes: the real bundled policy, scripted simulators.
-    "smoke": {"out_dir": "runs/grpo-smoke", "simulator": "scripted", "steps": 2, "tasks_per_step": 2, "group_size": 2},
+    "smoke": {
+        "out_dir": "runs/grpo-smoke",
+        "simulator": "scripted",
+        "steps": 2,
+        "tasks_per_step": 2,
+        "group_size": 2,
+        "max_turn_tokens": 32,
+    },
     # The learning run of docs/training.md: the embedded llama.cpp server plays the tool and the user,
     # the deterministic checks pay, the stored bank of examples/banks/ gives the tasks.
     "cpu": {
@@ -225,15 +233,15 @@ def group_advantages(episodes: list[TokenEpisode], group_size: int) -> tuple[lis
     return samples, counts
 
 
-def completion_logprobs(model: Any, samples: list[Sample]) -> list[torch.Tensor]:
-    """Log-probability of each completion token under ``model`` (right-padded batch, one forward)."""
+def completion_logprobs(model: Any, samples: list[Sample], temperature: float = 1.0) -> list[torch.Tensor]:
+    """Log-probability of each completion token under ``model`` at the sampling temperature (one forward)."""
     width = max(len(s.ids) for s in samples)
     ids = torch.zeros((len(samples), width), dtype=torch.long)
     attention = torch.zeros((len(samples), width), dtype=torch.long)
     for row, sample in enumerate(samples):
         ids[row, : len(sample.ids)] = sample.ids
         attention[row, : len(sample.ids)] = 1
-    logits = model(input_ids=ids, attention_mask=attention).logits.float()
+    logits = model(input_ids=ids, attention_mask=attention).logits.float() / max(temperature, 1e-6)
     out = []
     for row, sample in enumerate(samples):
         # logits at position t predict token t + 1: the completion starts at prompt_len
@@ -269,17 +277,17 @@ def update(cfg: TrainConfig, model: Any, ref: Any, optimizer: Any, samples: list
     with torch.no_grad():  # the behaviour policy's log-probs (and the reference's), before any update
         for start in range(0, len(samples), cfg.micro_batch):
             chunk = samples[start : start + cfg.micro_batch]
-            for sample, old in zip(chunk, completion_logprobs(model, chunk), strict=True):
+            for sample, old in zip(chunk, completion_logprobs(model, chunk, cfg.temperature), strict=True):
                 sample.old_logprobs = old
             if ref is not None:
-                for sample, reference in zip(chunk, completion_logprobs(ref, chunk), strict=True):
+                for sample, reference in zip(chunk, completion_logprobs(ref, chunk, cfg.temperature), strict=True):
                     sample.ref_logprobs = reference
     losses, norms, extras = [], [], []
     for _ in range(cfg.epochs):
         optimizer.zero_grad(set_to_none=True)
         for start in range(0, len(samples), cfg.micro_batch):
             chunk = samples[start : start + cfg.micro_batch]
-            loss, stats = grpo_loss(cfg, chunk, completion_logprobs(model, chunk))
+            loss, stats = grpo_loss(cfg, chunk, completion_logprobs(model, chunk, cfg.temperature))
             (loss / len(samples)).backward()  # accumulate: the step sees the mean over the whole batch
             losses.append(float(loss.detach()) / len(chunk))
             extras.append(stats)
@@ -406,6 +414,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         log_path = out / "log.jsonl"
         line: dict[str, Any] = {}
         print(f"training {cfg.preset!r} from step {start} to {cfg.steps}; log {log_path}", flush=True)
+        run_began = time.perf_counter()
         for step in range(start, cfg.steps):
             began = time.perf_counter()
             rng = np.random.default_rng(derive_seed(cfg.seed, "tasks", step))
@@ -441,8 +450,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             with log_path.open("a", encoding="utf-8") as log:
                 log.write(json.dumps(line) + "\n")
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in line.items()}), flush=True)
-            if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
+            out_of_time = cfg.max_minutes is not None and time.perf_counter() - run_began > 60 * cfg.max_minutes
+            if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps or out_of_time:
                 save_checkpoint(cfg, step + 1, model, tokenizer, optimizer, curriculum)
+            if out_of_time:
+                print(f"stopping after step {step + 1}: --max-minutes {cfg.max_minutes} reached", flush=True)
+                break
         env.close()
     finally:
         if server is not None:

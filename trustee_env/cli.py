@@ -691,6 +691,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_audit_parser(sub)
 
+    from trustee_env.eval_cli import add_parsers as add_bank_and_eval_parsers  # bank and eval live there
+
+    add_bank_and_eval_parsers(sub)
+
     _add_verbose_everywhere(sub)
     return parser
 
