@@ -108,3 +108,35 @@ def test_one_grpo_step_plays_multi_turn_episodes(tmp_path: Path) -> None:
         rendered = tokenizer.decode(out["prompt_ids"][row] + out["completion_ids"][row])
         (record,) = [r for r in records if rendered_chat(tokenizer, r) == rendered]
         check_token_exact(tokenizer, out["prompt_ids"][row], out["completion_ids"][row], out["env_mask"][row], record)
+
+
+def test_two_processes_share_tasks_and_curriculum(tmp_path: Path) -> None:
+    """Under torchrun with 2 CPU ranks: a prompt's 4 copies (2 per rank) play one task, and both ranks end the
+    step with the same curriculum state, updated from the rewards of all 4 episodes."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    here = Path(__file__).resolve().parent
+    with scripted_server() as server:
+        bank = tmp_path / "bank.json"
+        bank.write_text(json.dumps(make_tasks(server.base_url, 3)))
+        env = {**os.environ, "PYTHONPATH": f"{here}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        env["TRL_EXPERIMENTAL_SILENCE"] = "1"
+        with socket.socket() as probe:  # torchrun's --master_port 0 never rendezvouses: pick a free port
+            probe.bind(("127.0.0.1", 0))
+            port = str(probe.getsockname()[1])
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port]
+        command += [str(here / "trl_two_ranks.py"), server.base_url, str(bank), str(tmp_path)]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    (rows0,), (rows1,) = ranks[0]["rows"], ranks[1]["rows"]
+    assert len(rows0["task_ids"]) == len(rows1["task_ids"]) == 2
+    assert len(set(rows0["task_ids"] + rows1["task_ids"])) == 1  # one group, one task, across processes
+    assert ranks[0]["curriculum"] == ranks[1]["curriculum"]
+    (entry,) = ranks[0]["curriculum"]["history"]
+    faulted = [r for r in rows0["rewards"] + rows1["rewards"] if r is None]
+    assert entry["episodes"] == 4 - len(faulted)  # every rank observed every rank's episodes
