@@ -96,6 +96,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     seed: int = 0
     max_minutes: float | None = None  # stop at the first step boundary after this much wall time (then save)
+    signal_tasks: int = 4  # before training: reference agents on this many bank tasks (0: skip); see reward_signal
     resume: bool = False
     threads: int | None = None
 
@@ -343,6 +344,57 @@ def load_checkpoint(path: Path, optimizer: Any, curriculum: Any) -> int:
     return int(state["step"])
 
 
+# ----------------------------------------------------------------------------------------- the reward's signal
+
+
+def reward_signal(cfg: TrainConfig, bank: TaskBank, env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Does the reward we train on tell right from wrong, on this simulator and these settings?
+
+    Scripted reference agents (:mod:`trustee_env.probes`) play the first ``signal_tasks`` bank tasks
+    with the training env's settings: the oracle makes exactly the expected calls, the null agent
+    refuses, the others call the wrong tool or send a wrong argument. A reward that pays the null
+    agent would teach refusals; one that does not pay the oracle teaches nothing.
+    """
+    from trustee_env.probes import make_agent
+
+    env = gym.make(
+        "Trustee-v0",
+        tool_format="hermes",
+        reward_mode=cfg.reward_mode,
+        max_steps=cfg.max_episode_steps,
+        trajectory_path=str(Path(cfg.out_dir) / "signal-trajectories.jsonl"),
+        **env_kwargs,
+    )
+    table: dict[str, Any] = {}
+    try:
+        for name in ("oracle", "null", "wrong_tool", "wrong_argument"):
+            agent = make_agent(name, "hermes")
+            rewards, faults, skipped = [], 0, 0
+            for index, task in enumerate(bank.tasks[: cfg.signal_tasks]):
+                if not agent.applicable(task):
+                    skipped += 1
+                    continue
+                obs, info = env.reset(seed=derive_seed(cfg.seed, "signal", index), options={"task": task})
+                reward, done = 0.0, bool(info.get("sim_fault"))
+                while not done:
+                    obs, reward, terminated, truncated, info = env.step(agent.act(task, obs))
+                    done = terminated or truncated
+                if info.get("sim_fault"):
+                    faults += 1
+                else:
+                    rewards.append(float(reward))
+            table[name] = {
+                "p_reward_1": round(float(np.mean([r == 1 for r in rewards])), 3) if rewards else None,
+                "mean_reward": round(float(np.mean(rewards)), 3) if rewards else None,
+                "episodes": len(rewards),
+                "sim_faults": faults,
+                "not_applicable": skipped,
+            }
+    finally:
+        env.close()
+    return table
+
+
 # ----------------------------------------------------------------------------------------- the run
 
 
@@ -400,6 +452,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         else:
             bank = build_bank(cfg.bank_size, seed=cfg.seed, difficulties=(1, 40), **env_kwargs)
             bank.save(out / "train-bank.json")
+        if cfg.signal_tasks > 0 and start == 0:
+            signal = reward_signal(cfg, bank, env_kwargs)
+            (out / "signal.json").write_text(json.dumps(signal, indent=1))
+            print("reward signal (P(reward = 1) per reference agent): " + json.dumps(signal), flush=True)
         env = gym.make_vec(
             "Trustee-v0",
             num_envs=cfg.tasks_per_step * cfg.group_size,

@@ -123,6 +123,9 @@ def test_a_tiny_run_trains_logs_plots_and_saves(trainer: Any, tiny_policy: Path,
     before, after = _weights(tiny_policy), _weights(tmp_path / "run" / "final")
     assert any(not torch.equal(before[name], after[name]) for name in before), "the update changed no weight"
     assert (tmp_path / "run" / "reward_difficulty.png").stat().st_size > 1000
+    signal = json.loads((tmp_path / "run" / "signal.json").read_text())
+    assert set(signal) == {"oracle", "null", "wrong_tool", "wrong_argument"}
+    assert signal["null"]["mean_reward"] <= 0  # refusing is never paid, whatever the (scripted) judge says
     assert len(list((tmp_path / "run").joinpath("trajectories.jsonl").read_text().splitlines())) >= 8
 
 
