@@ -201,9 +201,12 @@ async def _sequence(ctx: AuditContext, kind: str, tools: dict[str, ToolSpec], la
             if not run.faulted:
                 reads.append(await run.call("notes_get", {"note_id": "n-101"}))
     done = [read for read in reads if read is not None]
+    # One check per read (does it agree with the state?), plus, for the idempotent pair, do the two reads agree?
     contradictions = sum(1 for read in done if not _read_agrees(read, target))
-    if kind == "idempotent_read" and len(done) == 2 and canonical_json(done[0]) != canonical_json(done[1]):
-        contradictions += 1
+    checks = len(done)
+    if kind == "idempotent_read" and len(done) == 2:
+        checks += 1
+        contradictions += int(canonical_json(done[0]) != canonical_json(done[1]))
     schema_violations = sum(
         1
         for read in done
@@ -216,6 +219,7 @@ async def _sequence(ctx: AuditContext, kind: str, tools: dict[str, ToolSpec], la
         "repaired_calls": run.repaired,
         "write_applied": write_applied,
         "reads": len(done),
+        "consistency_checks": checks,
         "contradictions": contradictions,
         "typed_view_violations": schema_violations,
     }
@@ -224,6 +228,7 @@ async def _sequence(ctx: AuditContext, kind: str, tools: dict[str, ToolSpec], la
 def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     calls = sum(row["calls"] for row in rows)
     reads = sum(row["reads"] for row in rows)
+    checks = sum(row["consistency_checks"] for row in rows)
     writes = [row["write_applied"] for row in rows if row["write_applied"] is not None]
     repaired = sum(row["repaired_calls"] for row in rows)
     faults = sum(row["sim_faults"] for row in rows)
@@ -232,7 +237,8 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "calls": calls,
         "reads": reads,
         "read_after_write_contradictions": sum(row["contradictions"] for row in rows),
-        "contradiction_rate": round(sum(row["contradictions"] for row in rows) / reads, 4) if reads else None,
+        "consistency_checks": checks,
+        "contradiction_rate": round(sum(row["contradictions"] for row in rows) / checks, 4) if checks else None,
         "writes_not_applied": sum(1 for ok in writes if not ok),
         "write_applied_rate": round(sum(writes) / len(writes), 4) if writes else None,
         "schema_violation_rate": round(repaired / calls, 4) if calls else None,
