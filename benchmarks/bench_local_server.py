@@ -69,17 +69,25 @@ POLICIES = {"lm": LMPolicy, "probe": ProbePolicy}
 class Relay:
     """A ``FakeLLMServer`` handler that forwards each chat request to a real server and records both sides."""
 
-    def __init__(self, target: str, timeout: float = 900.0) -> None:
+    def __init__(self, target: str, timeout: float = 900.0, log_path: Path | None = None) -> None:
         self.target = target.rstrip("/")
         self.timeout = timeout
+        self.log_path = log_path  # every record appended as it comes, so a run cut short still tells
         self.records: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+
+    def _keep(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            self.records.append(record)
+            if self.log_path is not None:
+                with open(self.log_path, "a") as handle:
+                    handle.write(json.dumps(record) + "\n")
 
     def __call__(self, role: str, body: dict[str, Any]) -> Reply:
         request = urllib.request.Request(
             f"{self.target}/chat/completions",
             data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", "X-Trustee-Role": role},
         )
         record: dict[str, Any] = {"role": role, "response_format": body.get("response_format")}
         try:
@@ -87,15 +95,11 @@ class Relay:
                 data = json.loads(response.read())
         except urllib.error.HTTPError as err:
             text = err.read().decode(errors="replace")
-            with self._lock:
-                self.records.append({**record, "status": err.code, "error": text[:500]})
+            self._keep({**record, "status": err.code, "error": text[:500]})
             return Reply(status=err.code, content=text)
         choice = data["choices"][0]
         content = (choice.get("message") or {}).get("content") or ""
-        with self._lock:
-            self.records.append(
-                {**record, "status": 200, "finish_reason": choice.get("finish_reason"), "content": content}
-            )
+        self._keep({**record, "status": 200, "finish_reason": choice.get("finish_reason"), "content": content})
         return Reply(content=content, finish_reason=choice.get("finish_reason") or "stop")
 
 
@@ -150,7 +154,8 @@ def run_batch(
 ) -> dict[str, Any]:
     """Episodes against ``server`` (or a ``(base_url, model)`` pair), through a recording relay."""
     base_url, model = server if isinstance(server, tuple) else (server.base_url, server.model_name)
-    relay = Relay(base_url)
+    relay = Relay(base_url, log_path=out.with_suffix(".requests.jsonl"))
+    print(f"requests and answers: {relay.log_path}", file=sys.stderr, flush=True)
     with FakeLLMServer(relay, model=model) as front:
         env = TrusteeToolEnv(base_url=front.base_url, model=model, trajectory_path=str(out), **options)
         policy = POLICIES[policy_name](env.config)

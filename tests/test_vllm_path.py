@@ -464,3 +464,34 @@ def test_failed_vllm_start_shows_the_first_error_line_first(tmp_path: Path, monk
     with pytest.raises(local.ServerError, match=r"first error: .*ValueError: Available memory") as caught:
         server.start()
     assert caught.value.cmd[:2] == [str(script), "serve"]
+
+
+# ----------------------------------------------------------------------------- the measuring relay
+
+
+def test_bench_relay_records_every_request_and_reports_per_role(
+    fake_server: Callable[..., FakeLLMServer], tmp_path: Path
+) -> None:
+    """benchmarks/bench_local_server.py's relay in front of a scripted "real" server: what the vLLM check reads."""
+    import importlib.util as util
+
+    spec = util.spec_from_file_location(
+        "bench_local_server", Path(__file__).parent.parent / "benchmarks/bench_local_server.py"
+    )
+    assert spec is not None and spec.loader is not None
+    bench = util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    upstream = fake_server(ScriptedSimulator())
+    options = {"tool_format": "hermes", "max_steps": 2, "policy": {"max_tokens": 40}}
+    catalog = str(Path(__file__).parent / "data" / "mock_catalog.json")
+    batch = bench.run_batch(
+        (upstream.base_url, "fake-model"), [0, 1], 1, tmp_path / "c1.jsonl", {**options, "catalog": catalog}
+    )
+    report = batch["requests"]
+    assert batch["episodes"] == 2 and report["all_schema_constrained"] and not report["schemas_outside_allowlist"]
+    assert report["simulator_requests"] == sum(role != "policy" for role, _ in upstream.requests)
+    assert {"task_generator", "user", "judge", "policy"} <= set(report["per_role"])
+    assert report["cut_off_answers"] == 0 and 0 <= report["whitespace_fraction_simulators"] < 0.5
+    assert batch["response_formats"] == [{"mode": "json_schema", "fallback": None}]
+    logged = (tmp_path / "c1.requests.jsonl").read_text().splitlines()
+    assert len(logged) == len(upstream.requests)
