@@ -162,7 +162,8 @@ def run_batch(
         t0 = time.perf_counter()
         summaries = run_episodes(env, policy, seeds, concurrency=concurrency)
         elapsed = time.perf_counter() - t0
-        formats = env.unwrapped.stats.get("response_formats", {})
+        formats = env.unwrapped.stats.get("response_formats", {})  # per URL, for the whole process
+        formats = {url: mode for url, mode in formats.items() if url == front.base_url.rstrip("/")}
         env.close()
     return {
         "episodes": len(summaries),
