@@ -22,7 +22,7 @@ from trustee_env.llm.client import LLMClient, response_formats
 from trustee_env.llm.usage import Usage
 from trustee_env.roles import Judge, TaskGenerator, ToolSimulator, UserSimulator
 from trustee_env.schemas import Aspects, Role, Task
-from trustee_env.trajectory import Trajectory, append_trajectory
+from trustee_env.trajectory import Trajectory, append_trajectory, flush_trajectories
 
 __all__ = [
     "RESET_OPTIONS",
@@ -189,7 +189,9 @@ class Runtime:
             append_trajectory(self.config.trajectory_path, record)
 
     def close(self) -> None:
-        """Release the cache connection."""
+        """Make the trajectories written so far durable (fsync), then release the cache connection."""
+        if self.config.trajectory_path:
+            flush_trajectories()
         if self.cache is not None:
             self.cache.close()
 
