@@ -163,3 +163,65 @@ def test_mismatched_logprobs_are_rejected():
     tokens = TokenSequence(prompt_ids=[0])
     with pytest.raises(ValueError, match="logprobs"):
         tokens.add_model([1, 2], [0.0])
+
+
+def test_run_token_episode_builds_the_sequence_the_env_played(
+    smol_tokenizer: Any, fake_server: Any, mock_catalog: Any
+) -> None:
+    import asyncio
+
+    import gymnasium as gym
+
+    from trustee_env.testing import ScriptedSimulator
+    from trustee_env.tokens import run_token_episode
+
+    server = fake_server(ScriptedSimulator())
+    env = gym.make("Trustee-v0", base_url=server.base_url, catalog=mock_catalog, tool_format="hermes", max_steps=2)
+    turns = TurnTokenizer(smol_tokenizer)
+    replies = iter(["Let me check that for you.", "Anything else?"])
+    contexts: list[list[int]] = []
+
+    async def generate(context: list[int], max_new: int) -> tuple[list[int], list[float] | None]:
+        contexts.append(list(context))
+        ids = turns.encode(next(replies)) + turns.eot_ids
+        return ids[:max_new], [-0.5] * min(len(ids), max_new)
+
+    try:
+        episode = asyncio.run(run_token_episode(env.unwrapped, generate, turns, max_completion_tokens=512, seed=3))
+        messages = env.unwrapped.episode.messages
+    finally:
+        env.close()
+    assert episode.turns == 2 and episode.reward is not None and not episode.sim_fault
+    tokens = episode.tokens
+    # The first context is the prompt; the second is everything so far, ending in the next generation prompt.
+    assert contexts[0] == tokens.prompt_ids
+    assert turns.decode(contexts[1]).endswith("<|im_start|>assistant\n")
+    assert [lp for lp, m in zip(tokens.logprobs, tokens.env_mask, strict=True) if m] == [-0.5] * tokens.num_model_tokens
+    # The sequence decodes to the conversation the env holds (the user's reply after the first turn included).
+    text = turns.decode(tokens.prompt_ids + tokens.completion_ids)
+    assert text == turns.render(messages[:4], generation_prompt=True).rsplit("<|im_start|>assistant\n", 1)[0] + (
+        "<|im_start|>assistant\nAnything else?<|im_end|>"
+    )
+
+
+def test_run_token_episode_finishes_at_the_token_budget(smol_tokenizer: Any, fake_server: Any, mock_catalog: Any):
+    import asyncio
+
+    import gymnasium as gym
+
+    from trustee_env.testing import ScriptedSimulator
+    from trustee_env.tokens import run_token_episode
+
+    server = fake_server(ScriptedSimulator())
+    env = gym.make("Trustee-v0", base_url=server.base_url, catalog=mock_catalog, tool_format="hermes", max_steps=8)
+    turns = TurnTokenizer(smol_tokenizer)
+
+    async def chatty(context: list[int], max_new: int) -> tuple[list[int], list[float] | None]:
+        return turns.encode("word " * 200)[:max_new], None  # never ends its turn by itself
+
+    try:
+        episode = asyncio.run(run_token_episode(env.unwrapped, chatty, turns, max_completion_tokens=64, seed=4))
+    finally:
+        env.close()
+    assert episode.truncated_by_budget and len(episode.tokens.completion_ids) <= 64
+    assert episode.info["termination"] == "agent_budget"
