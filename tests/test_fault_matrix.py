@@ -313,7 +313,6 @@ def test_strict_mode_raises_a_trustee_error_with_the_same_label(cells: list[Cell
         assert getattr(cell.raised, "reason", None) == labels[(cell.role, cell.fault)]
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: tool results are not held to the bounded answer schema")
 def test_a_10mb_tool_result_is_refused(cells: list[Cell]):
     cell = next(c for c in cells if (c.role, c.fault, c.mode) == ("tool", "huge_answer", "always"))
     assert cell.info.get("sim_fault") is not None, "the 10 MB tool result was accepted into the episode"

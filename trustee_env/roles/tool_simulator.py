@@ -144,8 +144,14 @@ class ToolSimulator:
         self.prompt_dir = prompt_dir
 
     def problems(self, outcome: ToolOutcome, tool: ToolSpec, state: dict[str, Any]) -> list[str]:
-        """Schema and patch errors of an answer (empty list = usable)."""
-        errors = [f"result/{error}" for error in schema_errors(tool.result_schema, outcome.result, root="(root)")]
+        """Schema and patch errors of an answer (empty list = usable).
+
+        The result is checked against the bounded answer schema the LM was asked for (strings and arrays
+        with length limits), not only the tool's own: an engine that ignores the schema cannot slip a
+        10 MB result into the observation, the JSONL and every later prompt.
+        """
+        bounded = result_answer_schema(tool.result_schema)
+        errors = [f"result/{error}" for error in schema_errors(bounded, outcome.result, root="(root)")]
         if tool.read_only and outcome.state_patch:
             errors.append("state_patch must be empty: this tool is read-only")
         else:
