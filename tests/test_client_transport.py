@@ -87,3 +87,46 @@ def test_refused_connection_is_typed() -> None:
         _ask(client)
     assert type(caught.value) is LLMConnectionError
     assert isinstance(caught.value.__cause__, openai.APIConnectionError)
+
+
+def test_retry_after_is_honoured() -> None:
+    import time
+
+    replies = [Reply(status=429, headers={"Retry-After": "1"})]
+
+    def handler(role: str, request: dict[str, Any]) -> Any:
+        return replies.pop(0) if replies else {"text": "ok"}
+
+    with FakeLLMServer(handler) as server:
+        began = time.monotonic()
+        assert _ask(_client(server.base_url)).text == "ok"
+        waited = time.monotonic() - began
+    assert waited >= 0.95  # the server's 1 s, not the client's own 0.25-0.5 s first backoff
+
+
+def test_retry_after_values() -> None:
+    import email.utils
+
+    from trustee_env.llm.client import RETRY_AFTER_CAP_S, _WaitRetryAfter, retry_after_s
+
+    def status_error(value: str | None) -> openai.APIStatusError:
+        from trustee_env.llm.client import _httpx
+
+        httpx, _ = _httpx()  # the HTTP module this openai release uses
+        headers = {"retry-after": value} if value is not None else {}
+        response = httpx.Response(429, headers=headers, request=httpx.Request("POST", "http://x"))
+        return openai.RateLimitError("slow down", response=response, body=None)
+
+    assert retry_after_s(status_error("2.5")) == 2.5
+    assert retry_after_s(status_error(None)) is None and retry_after_s(status_error("soon")) is None
+    later = email.utils.formatdate(timeval=__import__("time").time() + 5, usegmt=True)
+    assert 3 <= (retry_after_s(status_error(later)) or 0) <= 5
+    assert retry_after_s(ValueError("not an HTTP error")) is None
+
+    class State:
+        class outcome:
+            @staticmethod
+            def exception() -> BaseException:
+                return status_error("3600")
+
+    assert _WaitRetryAfter(lambda state: 0.1)(State()) == RETRY_AFTER_CAP_S  # type: ignore[arg-type]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import email.utils
 import functools
 import itertools
 import json
@@ -39,7 +40,7 @@ import json_repair
 import openai
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from trustee_env.config import EndpointConfig
 from trustee_env.errors import (
@@ -103,6 +104,41 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in RETRYABLE_STATUS
     return False
+
+
+RETRY_AFTER_CAP_S = 30.0
+"""The longest ``Retry-After`` honoured; a server asking for more gets this, then the retry budget decides."""
+
+
+def retry_after_s(exc: BaseException | None) -> float | None:
+    """The wait a 429/503 asks for in its ``Retry-After`` header (seconds or an HTTP date), if any."""
+    response = getattr(exc, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
+
+
+class _WaitRetryAfter:
+    """Tenacity wait: the server's ``Retry-After`` (capped) when it sent one, else ``fallback``'s backoff."""
+
+    def __init__(self, fallback: Callable[[RetryCallState], float]) -> None:
+        self.fallback = fallback
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        asked = retry_after_s(outcome.exception() if outcome is not None else None)
+        return min(asked, RETRY_AFTER_CAP_S) if asked is not None else self.fallback(retry_state)
 
 
 def parse_json_output(text: str) -> Any:
@@ -569,7 +605,7 @@ class LLMClient:
         """One request with transport retries; returns (the completion as decoded JSON, retries used)."""
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.endpoint.max_retries + 1),
-            wait=wait_exponential_jitter(multiplier=0.25, max=8.0, jitter=0.25),
+            wait=_WaitRetryAfter(wait_exponential_jitter(multiplier=0.25, max=8.0, jitter=0.25)),
             retry=retry_if_exception(is_retryable),
             reraise=True,
         )
