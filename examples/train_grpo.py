@@ -117,14 +117,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         "out_dir": "runs/grpo-cpu",
         "simulator": "embedded",
         "train_bank": "examples/banks/smollm2-train.json",
-        "steps": 24,
-        "tasks_per_step": 3,
+        "steps": 40,
+        "tasks_per_step": 2,
         "group_size": 4,
         "lr": 2e-5,
         "micro_batch": 4,
-        "max_turn_tokens": 64,
-        "max_completion_tokens": 320,
-        "start_difficulty": 10.0,
+        "max_episode_steps": 1,  # one policy turn: call the right tool with the right arguments, or not
+        "max_turn_tokens": 48,
+        "max_completion_tokens": 64,
+        "start_difficulty": 6.0,
+        "signal_tasks": 8,
+        "max_minutes": 35.0,
     },
     # The paper's settings, for reference (use verl or TRL at this scale: docs/trainers/).
     "gpu": {
