@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import re
 from pathlib import Path
 
@@ -33,7 +35,30 @@ def _documented_imports() -> list[tuple[str, str, str]]:
 
 @pytest.mark.parametrize(("document", "module", "name"), _documented_imports())
 def test_every_documented_import_exists(document: str, module: str, name: str) -> None:
-    assert hasattr(importlib.import_module(module), name), f"{document} imports {name} from {module}: missing"
+    try:
+        loaded = importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] == "trustee_env":
+            raise
+        # An adapter whose trainer (an optional extra: trl, verl, skyrl) is not installed here: the name must
+        # still be defined at the top level of the module's source.
+        spec = importlib.util.find_spec(module)
+        assert spec is not None and spec.origin, f"{document} imports from {module}: no such module"
+        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+        defined = {
+            target.id if isinstance(target, ast.Name) else getattr(target, "name", None)
+            for node in tree.body
+            for target in (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, ast.AnnAssign)
+                else [node]
+            )
+        }
+        assert name in defined, f"{document} imports {name} from {module}: missing ({err.name} not installed)"
+        return
+    assert hasattr(loaded, name), f"{document} imports {name} from {module}: missing"
 
 
 def test_documented_imports_were_found() -> None:
