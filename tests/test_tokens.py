@@ -225,3 +225,12 @@ def test_run_token_episode_finishes_at_the_token_budget(smol_tokenizer: Any, fak
         env.close()
     assert episode.truncated_by_budget and len(episode.tokens.completion_ids) <= 64
     assert episode.info["termination"] == "agent_budget"
+
+
+def test_cut_turn_stops_at_the_first_end_of_turn_and_the_limit():
+    from trustee_env.tokens import cut_turn
+
+    assert cut_turn([5, 6, 9, 7, 9], [9], 10) == 3
+    assert cut_turn([5, 8, 9, 7], [8, 9], 10) == 3  # a two-token marker
+    assert cut_turn([5, 6, 7, 8], [9], 2) == 2  # no marker: the budget
+    assert cut_turn([5, 9], [9], 1) == 1  # the marker past the budget does not count

@@ -26,7 +26,7 @@ from typing import Any
 
 from trustee_env.errors import ConfigError
 
-__all__ = ["Generate", "TokenEpisode", "TokenSequence", "TurnTokenizer", "run_token_episode"]
+__all__ = ["Generate", "TokenEpisode", "TokenSequence", "TurnTokenizer", "cut_turn", "run_token_episode"]
 
 _SENTINEL = "\u2063trustee-sentinel-7f3a\u2063"
 _PROBE_USER = "\u2063trustee-probe\u2063"
@@ -156,6 +156,19 @@ class TurnTokenizer:
         if len(ids) >= n and ids[-n:] == self.eot_ids:
             return ids[:-n]
         return ids
+
+
+def cut_turn(ids: Sequence[int], eot: Sequence[int], limit: int) -> int:
+    """Length of one policy turn: up to and including the first end-of-turn marker, at most ``limit`` tokens.
+
+    Engines may stop on another EOS, or run on after the marker when it is not their stop token;
+    the env must see exactly one turn, and the trainer must never get more than it asked for.
+    """
+    n, marker, head = len(eot), list(eot), list(ids[:limit])
+    for end in range(n, len(head) + 1):
+        if head[end - n : end] == marker:
+            return end
+    return len(head)
 
 
 @dataclasses.dataclass

@@ -30,10 +30,9 @@ import numpy as np
 from trustee_env._portal import portal
 from trustee_env.bank import TaskBank
 from trustee_env.env import TrusteeToolEnv
-from trustee_env.integrations._turns import cut_turn
 from trustee_env.integrations.tasks import TaskIndex, prompt_key
 from trustee_env.schemas import derive_seed
-from trustee_env.tokens import TokenEpisode, TurnTokenizer, run_token_episode
+from trustee_env.tokens import TokenEpisode, TurnTokenizer, cut_turn, run_token_episode
 
 __all__ = ["TrusteeRollout", "task_dataset", "trustee_reward"]
 

@@ -33,9 +33,8 @@ from uuid import uuid4
 from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutput
 
 from trustee_env.integrations._pool import EnvPool
-from trustee_env.integrations._turns import cut_turn
 from trustee_env.integrations.tasks import TaskIndex, row_task, task_prompt, write_parquet
-from trustee_env.tokens import TurnTokenizer, run_token_episode
+from trustee_env.tokens import TurnTokenizer, cut_turn, run_token_episode
 
 __all__ = ["AGENT_NAME", "TrusteeAgentLoop", "agent_loop_config", "dataset_rows", "write_dataset"]
 
