@@ -1,4 +1,6 @@
-"""Builds ``tests/data/audit/judge_set.jsonl``: the labelled trajectories ``trustee audit`` scores the judge on.
+"""Builds ``trustee_env/audit/data/judge_set.jsonl``: the labelled trajectories ``trustee audit`` scores the judge on.
+
+The file is package data, so an installed wheel carries it.
 
 Every item is a real episode of the env against the scripted server (``trustee_env.testing``), played by
 a scripted agent whose behaviour *is* the label: an agent that makes exactly the expected calls earns 1,
@@ -42,7 +44,7 @@ from trustee_env.probes import OracleAgent, WrongToolAgent
 from trustee_env.schemas import Task, ToolCall
 from trustee_env.testing import FakeLLMServer, Reply, ScriptedSimulator, example_for
 
-OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "audit" / "judge_set.jsonl"
+OUT = Path(__file__).resolve().parents[1] / "trustee_env" / "audit" / "data" / "judge_set.jsonl"
 SEEDS_PER_CLASS = 30
 STRICTNESS = 4
 

@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import sys
+import zipfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,48 @@ def test_the_builder_reproduces_the_committed_set(tmp_path: Path) -> None:
     assert len(rebuilt) == 14
     for line in rebuilt:
         assert committed[json.loads(line)["id"]] == line
+
+
+def test_an_installed_wheel_carries_the_set(tmp_path: Path) -> None:
+    """`trustee audit` from a wheel needs no --judge-set: the set is package data, not a file of the checkout."""
+    assert DEFAULT_JUDGE_SET.is_relative_to(ROOT / "trustee_env")
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = tmp_path.glob("trustee_env-*.whl")
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        assert "trustee_env/audit/data/judge_set.jsonl" in archive.namelist()
+        archive.extractall(site)
+    script = (
+        "import sys; from trustee_env.audit.judge_set import DEFAULT_JUDGE_SET, load_judge_set;"
+        "assert str(DEFAULT_JUDGE_SET).startswith(sys.argv[1]), DEFAULT_JUDGE_SET; print(len(load_judge_set()))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script, str(site)],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert int(loaded.stdout) == len(load_judge_set())
 
 
 def test_stratified_takes_the_first_items_of_each_class() -> None:

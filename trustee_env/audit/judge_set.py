@@ -1,7 +1,8 @@
 """The labelled judge set: trajectories whose deserved verdict is known by construction.
 
 Built by ``scripts/build_judge_set.py`` (scripted agents against the scripted server; each class of
-behaviour has its label) and kept as data in ``tests/data/audit/judge_set.jsonl``. Pass another file with
+behaviour has its label) and shipped as package data in ``trustee_env/audit/data/judge_set.jsonl``
+(so ``trustee audit`` finds it from an installed wheel). Pass another file with
 ``trustee audit --judge-set`` (same line format) to score the judge on your own labelled trajectories.
 """
 
@@ -20,8 +21,8 @@ from trustee_env.schemas import Task
 
 __all__ = ["DEFAULT_JUDGE_SET", "JudgeItem", "load_judge_set", "stratified"]
 
-DEFAULT_JUDGE_SET = Path(__file__).resolve().parents[2] / "tests" / "data" / "audit" / "judge_set.jsonl"
-"""The bundled set (a source checkout; pass ``--judge-set`` elsewhere)."""
+DEFAULT_JUDGE_SET = Path(__file__).resolve().parent / "data" / "judge_set.jsonl"
+"""The bundled set: package data, present in a source checkout and in an installed wheel alike."""
 
 
 class JudgeItem(BaseModel):
