@@ -19,7 +19,14 @@ from trustee_env.catalog import Catalog
 from trustee_env.config import EndpointConfig
 from trustee_env.llm.client import LLMClient
 from trustee_env.llm.usage import Usage
-from trustee_env.roles.tool_simulator import GENERIC_OBJECT, ToolSimulator, outcome_schema, result_answer_schema
+from trustee_env.roles.tool_simulator import (
+    GENERIC_OBJECT,
+    RESULT_MAX_CHARS,
+    ToolOutcome,
+    ToolSimulator,
+    outcome_schema,
+    result_answer_schema,
+)
 from trustee_env.schemas import ToolCall, ToolSpec
 from trustee_env.testing import FakeLLMServer, example_for
 from trustee_env.world import PatchError, apply_patch, patch_schema, patch_targets
@@ -299,3 +306,21 @@ def test_the_state_specific_schema_is_what_the_server_is_asked_for(fake_server: 
     sent = fmt["json_schema"]["schema"] if fmt["type"] == "json_schema" else fmt["schema"]
     assert _schema_paths(sent["properties"]["state_patch"]) == EXPECTED_PATHS | {("add", "/refunds/-")}
     assert STATE["orders"][0]["status"] == "open", "the caller's state was mutated"
+
+
+def test_a_result_is_held_to_the_tools_own_schema_not_the_narrower_one_asked_for() -> None:
+    """A faithful answer to a free-form tool is usable though the LM was asked for ``GENERIC_OBJECT``."""
+    simulator = ToolSimulator(LLMClient("tool", EndpointConfig(base_url="http://127.0.0.1:9/v1", model="m")))
+    loose = _tool(False, {"type": "object"})
+    record = {"note_id": "n-1", "title": "Dentist", "body": "Tuesday 9:30 with Dr. Lee" * 3}
+    assert simulator.problems(ToolOutcome(result=record), loose, STATE) == []
+    wrong = simulator.problems(ToolOutcome(result={"status": 3}), _tool(False), STATE)
+    assert wrong and "status" in wrong[0]
+
+
+def test_a_result_too_large_to_be_real_is_a_problem_whatever_the_schema() -> None:
+    simulator = ToolSimulator(LLMClient("tool", EndpointConfig(base_url="http://127.0.0.1:9/v1", model="m")))
+    huge = {"status": "x" * (RESULT_MAX_CHARS + 1)}
+    (problem,) = simulator.problems(ToolOutcome(result=huge), _tool(False), STATE)
+    assert f"at most {RESULT_MAX_CHARS}" in problem
+    assert simulator.problems(ToolOutcome(result={"status": "x" * 100}), _tool(False), STATE) == []

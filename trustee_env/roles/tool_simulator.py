@@ -16,6 +16,7 @@ arrays, and never ``pattern`` together with ``maxLength`` on one string.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from typing import Any
 
@@ -32,6 +33,7 @@ __all__ = ["ToolOutcome", "ToolSimulator", "outcome_schema", "result_answer_sche
 # Bounds on the result part of the answer: realistic ids, names and dates fit; a runaway string does not.
 RESULT_MAX_STRING = 60
 RESULT_MAX_ITEMS = 3
+RESULT_MAX_CHARS = 8_000  # a tool result larger than this is a simulator fault, whatever the schema says
 PATCH_MAX_OPS = 3
 # Formats all three grammar engines turn into a fixed shape; other formats become bounded plain strings.
 _GRAMMAR_FORMATS = frozenset({"date", "date-time", "time", "uuid"})
@@ -146,12 +148,15 @@ class ToolSimulator:
     def problems(self, outcome: ToolOutcome, tool: ToolSpec, state: dict[str, Any]) -> list[str]:
         """Schema and patch errors of an answer (empty list = usable).
 
-        The result is checked against the bounded answer schema the LM was asked for (strings and arrays
-        with length limits), not only the tool's own: an engine that ignores the schema cannot slip a
-        10 MB result into the observation, the JSONL and every later prompt.
+        The result must follow the tool's own schema and fit ``RESULT_MAX_CHARS`` once serialised: an
+        engine that ignores the (bounded) answer schema cannot slip a 10 MB result into the observation,
+        the JSONL and every later prompt, while a faithful simulator writing a free-form result is not
+        held to the narrower shape it was merely asked for.
         """
-        bounded = result_answer_schema(tool.result_schema)
-        errors = [f"result/{error}" for error in schema_errors(bounded, outcome.result, root="(root)")]
+        errors = [f"result/{error}" for error in schema_errors(tool.result_schema, outcome.result, root="(root)")]
+        size = len(json.dumps(outcome.result, ensure_ascii=False, default=str))
+        if size > RESULT_MAX_CHARS:
+            errors.append(f"result is {size} characters long once serialised; at most {RESULT_MAX_CHARS} are allowed")
         if tool.read_only and outcome.state_patch:
             errors.append("state_patch must be empty: this tool is read-only")
         else:
