@@ -63,14 +63,23 @@ class ResponseCache:
         row = self._connect().execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def put(self, key: str, role: str, value: dict[str, Any]) -> None:
-        """Record ``value`` under ``key`` (the first recording wins, so replays stay stable)."""
+    def put(self, key: str, role: str, value: dict[str, Any]) -> dict[str, Any]:
+        """Record ``value`` under ``key`` unless an answer is recorded already; returns the one that is.
+
+        The first recording wins, so replays stay stable. The result is ``value`` itself when it was
+        recorded, else the earlier answer: a writer that lost the race (another process or episode asked
+        the same request at the same moment) must carry on with that one, or its episode goes on from an
+        answer that no replay will ever see.
+        """
         if self.mode == "replay_only":
-            return
-        self._connect().execute(
+            return value
+        cursor = self._connect().execute(
             "INSERT OR IGNORE INTO responses (key, role, value) VALUES (?, ?, ?)",
             (key, role, json.dumps(value, ensure_ascii=False)),  # key order kept: replays must be identical
         )
+        if cursor.rowcount == 1:
+            return value
+        return self.get(key) or value
 
     def __len__(self) -> int:
         return int(self._connect().execute("SELECT COUNT(*) FROM responses").fetchone()[0])

@@ -453,9 +453,10 @@ class LLMClient:
                         completion_tokens=totals["completion_tokens"],
                     )
                     if self.cache is not None:
-                        self._cache_put(
-                            key, {"usage": {**totals, "repairs": attempt}, "output": value.model_dump(mode="json")}
-                        )
+                        entry = {"usage": {**totals, "repairs": attempt}, "output": value.model_dump(mode="json")}
+                        recorded = self._cache_put(key, entry)
+                        if recorded is not entry:  # another writer recorded this request first: its answer wins
+                            return self._from_entry(recorded, output, model)
                     return value
             if attempt + 1 < attempts:
                 log_repair(self.role, errors)  # rate-limited
@@ -481,8 +482,17 @@ class LLMClient:
             "attempts": attempts,
         }
         # Failures are recorded too, so a replay reproduces the same sim fault instead of missing.
-        self._cache_put(key, {"usage": {**totals, "repairs": attempts - 1}, "failure": failure})
+        entry = {"usage": {**totals, "repairs": attempts - 1}, "failure": failure}
+        recorded = self._cache_put(key, entry)
+        if recorded is not entry:  # another writer recorded this request first: its answer wins
+            return self._from_entry(recorded, output, model)
         raise self._failure(failure, model)
+
+    def _from_entry(self, entry: dict[str, Any], output: type[T], model: str) -> T:
+        """The answer a cache entry holds, as ``structured`` returns it (raised, if it is a failure)."""
+        if "failure" in entry:
+            raise self._failure(entry["failure"], model)
+        return output.model_validate(entry["output"])
 
     def _failure(self, failure: dict[str, Any], model: str) -> SimulatorOutputError:
         error_cls = OutputTruncatedError if failure["class"] == OutputTruncatedError.__name__ else SimulatorOutputError
@@ -525,8 +535,8 @@ class LLMClient:
             "completion_tokens": completion.usage.completion_tokens if completion.usage else 0,
         }
         usage.record(self.role, retries=retries, latency_s=time.perf_counter() - started, **tokens)
-        self._cache_put(key, {"usage": {**tokens, "repairs": 0}, "output": out})
-        return out
+        recorded = self._cache_put(key, {"usage": {**tokens, "repairs": 0}, "output": out})
+        return dict(recorded["output"])  # another writer's, when it recorded this request first
 
     # ------------------------------------------------------------------ internals
 
@@ -558,9 +568,12 @@ class LLMClient:
             )
         return hit
 
-    def _cache_put(self, key: str, value: dict[str, Any]) -> None:
-        if self.cache is not None:
-            self.cache.put(key, self.role, value)
+    def _cache_put(self, key: str, value: dict[str, Any]) -> dict[str, Any]:
+        """Record ``value``; returns what the cache holds for ``key`` now (``value`` itself, unless another
+        writer recorded this request first: see ``ResponseCache.put``)."""
+        if self.cache is None:
+            return value
+        return self.cache.put(key, self.role, value)
 
     async def _model(self) -> str:
         if self.endpoint.model:
