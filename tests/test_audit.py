@@ -26,6 +26,7 @@ from trustee_env.audit.text import mentions
 from trustee_env.audit.tools import INITIAL_STATE
 from trustee_env.checks import run_checks
 from trustee_env.cli import main as cli_main
+from trustee_env.errors import ReplayMissError
 from trustee_env.testing import FakeLLMServer, ScriptedSimulator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -389,3 +390,28 @@ def test_compare_of_a_non_report_is_one_line(tmp_path: Path, capsys: pytest.Capt
 
 def test_initial_state_is_not_shared_between_runs() -> None:
     assert INITIAL_STATE["notes"][0]["body"] == "milk, eggs"
+
+
+def test_a_replay_only_audit_replays_the_signal_section_too(tmp_path: Path) -> None:
+    """The signal section's envs keep the audit's cache mode: a replay never asks a server, and a miss says so."""
+    recorded = _audit(Roles(), tmp_path, sections=["signal"])
+    replay = run_audit(
+        options=AuditOptions.quick_options(sections=["signal"]),
+        base_url="http://127.0.0.1:9/v1",  # nothing listens: every answer must come from the cache
+        model="fake-model",
+        cache_mode="replay_only",
+        cache_path=str(tmp_path / "cache.sqlite"),
+        workdir=tmp_path / "replay",
+    )
+    for name in ("agents", "sim_fault_rate", "targets_met"):
+        assert replay.sections["signal"][name] == recorded.sections["signal"][name]
+    assert replay.sections["signal"]["sim_fault_rate"] == 0.0
+    with pytest.raises(ReplayMissError):  # another seed was never recorded: a miss, not a 'connection' sim fault
+        run_audit(
+            options=AuditOptions.quick_options(sections=["signal"], signal_seeds=2),
+            base_url="http://127.0.0.1:9/v1",
+            model="fake-model",
+            cache_mode="replay_only",
+            cache_path=str(tmp_path / "cache.sqlite"),
+            workdir=tmp_path / "replay2",
+        )

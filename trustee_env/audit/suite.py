@@ -167,8 +167,10 @@ async def _signal(ctx: AuditContext, options: AuditOptions, workdir: Path) -> di
     env_options: dict[str, Any] = {
         "config": ctx.config.model_copy(
             update={
-                "cache_path": str(ctx.cache.path) if ctx.cache else None,
-                "cache_mode": "read_write" if ctx.cache else "off",
+                # ``is not None``: an empty cache is falsy (it has a length), and still the cache to record in.
+                # The audit's own mode: a replay-only audit must not ask a server here either.
+                "cache_path": str(ctx.cache.path) if ctx.cache is not None else None,
+                "cache_mode": ctx.config.cache_mode if ctx.cache is not None else "off",
                 "trajectory_path": str(workdir / "signal-trajectories.jsonl"),
                 "max_steps": options.signal_max_steps,
             }
@@ -208,7 +210,7 @@ async def arun_audit(
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="trustee-audit-"))
     work.mkdir(parents=True, exist_ok=True)
     cache = open_cache(cfg)
-    entries_before = len(cache) if cache else 0
+    entries_before = len(cache) if cache is not None else 0
     ctx = AuditContext(config=cfg, roles=build_roles(cfg, cache), catalog=resolve_catalog(catalog, cfg), cache=cache)
     started = time.perf_counter()
     sections: dict[str, Any] = {}
@@ -246,7 +248,7 @@ async def arun_audit(
             "mode": cfg.cache_mode,
             "path": cfg.cache_path,
             "entries_before": entries_before,
-            "entries_after": len(cache) if cache else 0,
+            "entries_after": len(cache) if cache is not None else 0,
             "hits_by_role": {role: entry["cache_hits"] for role, entry in faults.items()},
         },
         sections=sections,
