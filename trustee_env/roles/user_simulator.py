@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from trustee_env.llm.client import LLMClient
 from trustee_env.llm.usage import Usage
@@ -22,9 +22,14 @@ class UserTurn(BaseModel):
         description="'continue' while the goal is open; 'satisfied' when met; 'gave_up' when hopeless."
     )
 
-    gated_from: Literal["continue", "satisfied", "gave_up"] | None = Field(
-        default=None, exclude=True, description="The LM's own status when the goal gate changed it."
-    )
+    # Private, not a field: a field would be in the answer schema the LM is given and accepted from its
+    # answer, yet left out of the cached dump, so a replay would diverge from the live episode.
+    _gated_from: Literal["continue", "satisfied", "gave_up"] | None = PrivateAttr(default=None)
+
+    @property
+    def gated_from(self) -> Literal["continue", "satisfied", "gave_up"] | None:
+        """The LM's own status when the goal gate changed it (set by :func:`gate` only)."""
+        return self._gated_from
 
     @property
     def done(self) -> bool:
@@ -74,4 +79,6 @@ def gate(turn: UserTurn, goal_met: bool | None) -> UserTurn:
         status = "continue"
     if status == turn.status:
         return turn
-    return turn.model_copy(update={"status": status, "gated_from": turn.status})
+    gated = turn.model_copy(update={"status": status})
+    gated._gated_from = turn.status
+    return gated
