@@ -215,6 +215,12 @@ def _view(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if not path.exists():
         raise CommandError(f"no such trajectory file: {path}", fix="write one with `trustee demo` or `trustee rollout`")
+    from trustee_env.audit.report import is_audit_report
+
+    if is_audit_report(path):  # the JSON `trustee audit` writes: its Markdown, or its HTML page with --html
+        from trustee_env.audit.cli import view_report
+
+        return view_report(path, args.html)
     try:
         records = list(read_trajectories(path))
     except ValidationError as err:
@@ -605,12 +611,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", help="JSONL file for the trajectories (default: trustee_runs/demo-<time>.jsonl)")
     demo.set_defaults(func=_demo)
 
-    view = sub.add_parser("view", help="print recorded trajectories readably")
+    view = sub.add_parser("view", help="print recorded trajectories (or a `trustee audit` report) readably")
     view.add_argument("path")
     view.add_argument("--index", type=int, default=None, help="only this episode (0-based; -1 = last)")
     view.add_argument("--system", action="store_true", help="also show system prompts")
     view.add_argument("--summary", action="store_true")
-    view.add_argument("--html", metavar="OUT", help="write a self-contained HTML viewer of every episode to OUT")
+    view.add_argument(
+        "--html", metavar="OUT", help="write a self-contained HTML viewer of every episode (or of the report) to OUT"
+    )
     view.set_defaults(func=_view)
 
     plot = sub.add_parser("plot", help="write PNG plots of a trajectory JSONL or a trainer log")

@@ -27,13 +27,22 @@ from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jsonpatch
 
 from trustee_env.trajectory import Trajectory
 
-__all__ = ["build_payload", "decode_payload", "encode_payload", "page_parts", "write_html"]
+__all__ = [
+    "audit_payload",
+    "build_payload",
+    "decode_payload",
+    "encode_payload",
+    "page_parts",
+    "read_audit_payload",
+    "write_audit_html",
+    "write_html",
+]
 
 DATA_MARKER = "@@TRUSTEE_DATA@@"
 HASH_MARKER = "@@SCRIPT_HASH@@"
@@ -41,10 +50,10 @@ TITLE_MARKER = "@@TITLE@@"
 _APP_OPEN = '<script id="trustee-app">'
 
 
-@lru_cache(maxsize=1)
-def page_parts() -> tuple[str, str]:
-    """The page before and after the data blob, with the app script's CSP hash filled in."""
-    page = resources.files("trustee_env").joinpath("viewer_page.html").read_text(encoding="utf-8")
+@lru_cache(maxsize=2)
+def page_parts(name: str = "viewer_page.html") -> tuple[str, str]:
+    """A page (beside this module) before and after its data blob, with the app script's CSP hash filled in."""
+    page = resources.files("trustee_env").joinpath(name).read_text(encoding="utf-8")
     start = page.index(_APP_OPEN) + len(_APP_OPEN)
     script = page[start : page.index("</script>", start)]
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
@@ -163,3 +172,52 @@ def write_html(
         handle.write(block)
         handle.write(tail)
     return target
+
+
+# ---- audit reports ---------------------------------------------------------------------------------------
+
+AUDIT_PAGE = "viewer_audit_page.html"
+
+
+def audit_payload(reports: list[Any], labels: list[str] | None = None) -> dict[str, Any]:
+    """The audit page's data: one report, or two to compare (``AuditReport`` objects or their JSON dicts).
+
+    Reports are embedded whole, as ``trustee audit`` wrote them: the page computes nothing the report does
+    not hold, so what it shows can be checked against the JSON file.
+    """
+    if not 1 <= len(reports) <= 2:
+        raise ValueError(f"the audit page shows one report or compares two, not {len(reports)}")
+    dumped = [r.model_dump(mode="json") if hasattr(r, "model_dump") else dict(r) for r in reports]
+    if labels is None:
+        labels = ["A", "B"][: len(dumped)]
+    if len(labels) != len(dumped):
+        raise ValueError("one label per report")
+    return {"reports": dumped, "labels": list(labels)}
+
+
+def write_audit_html(
+    reports: list[Any], out: str | os.PathLike[str], *, labels: list[str] | None = None, title: str | None = None
+) -> Path:
+    """Write the self-contained audit page (one report, or two side by side); returns the path written.
+
+    Same guarantees as the trajectory page: one file, no network, the data as base64 gzip (no ``<`` can
+    end its block), text inserted with ``textContent`` only, a CSP that runs nothing but the page's script.
+    """
+    payload = audit_payload(reports, labels)
+    block = _pack(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+    head, tail = page_parts(AUDIT_PAGE)
+    if title is None:
+        models = [", ".join(sorted({str(e.get("model")) for e in r["endpoints"].values()})) for r in payload["reports"]]
+        title = "Trustee audit: " + " vs ".join(models)
+    head = head.replace(TITLE_MARKER, html.escape(title))
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(head + block + tail, encoding="utf-8")
+    return target
+
+
+def read_audit_payload(page: str | os.PathLike[str]) -> dict[str, Any]:
+    """The data a written audit page embeds (for tests and tools)."""
+    text = Path(page).read_text(encoding="utf-8")
+    block = text.split('<script id="trustee-data" type="application/octet-stream">', 1)[1].split("</script>", 1)[0]
+    return cast(dict[str, Any], json.loads(_unpack(block)))

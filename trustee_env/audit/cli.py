@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "view_report"]
 
 _ROLES = ("task_generator", "user", "tool", "judge")
 
@@ -41,6 +41,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     audit.add_argument(
         "--compare", nargs=2, metavar=("A.json", "B.json"), help="print two reports side by side and exit"
     )
+    audit.add_argument(
+        "--html",
+        metavar="OUT",
+        help="also write the report (or, with --compare, both side by side) as a self-contained HTML page",
+    )
     audit.set_defaults(func=run)
     return audit
 
@@ -51,7 +56,11 @@ def run(args: argparse.Namespace) -> int:
     from trustee_env.audit.suite import AuditOptions, run_audit
 
     if args.compare:
-        print(compare(load_report(args.compare[0]), load_report(args.compare[1])))
+        first, second = (load_report(path) for path in args.compare)
+        print(compare(first, second))
+        if args.html:
+            labels = [f"{tag}: {Path(path).name}" for tag, path in zip("AB", args.compare, strict=True)]
+            _write_page([first, second], args.html, labels)
         return 0
     sizes = {
         "sections": args.sections,
@@ -90,4 +99,25 @@ def run(args: argparse.Namespace) -> int:
     md_path.write_text(render_markdown(report), encoding="utf-8")
     print(render_markdown(report))
     print(f"report written to {json_path} and {md_path}", file=sys.stderr)
+    if args.html:
+        _write_page([report], args.html)
+    return 0
+
+
+def _write_page(reports: list[Any], out: str, labels: list[str] | None = None, *, stream: Any = None) -> None:
+    from trustee_env.viewer_html import write_audit_html
+
+    page = write_audit_html(reports, out, labels=labels)
+    print(f"wrote {page}: open it in a browser", file=stream or sys.stderr)
+
+
+def view_report(path: Path, html_out: str | None) -> int:
+    """``trustee view REPORT.json``: the Markdown, or with ``--html OUT`` the HTML page of an audit report."""
+    from trustee_env.audit.report import load_report, render_markdown
+
+    report = load_report(path)
+    if html_out:
+        _write_page([report], html_out, stream=sys.stdout)
+    else:
+        print(render_markdown(report))
     return 0

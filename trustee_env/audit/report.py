@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from trustee_env.errors import ConfigError
 
-__all__ = ["AuditReport", "Mitigation", "compare", "headline", "load_report", "render_markdown"]
+__all__ = ["AuditReport", "Mitigation", "compare", "headline", "is_audit_report", "load_report", "render_markdown"]
 
 
 class Mitigation(BaseModel):
@@ -97,6 +97,21 @@ def headline(sections: dict[str, Any], sim_faults: dict[str, dict[str, Any]]) ->
     for role, entry in sim_faults.items():
         out[f"sim_fault_rate.{role}"] = entry.get("sim_fault_rate")
     return out
+
+
+REPORT_MAX_BYTES = 64 << 20
+"""Larger files are not taken for a report (a report of the full suite is well under 1 MB)."""
+
+
+def is_audit_report(path: str | Path) -> bool:
+    """Does ``path`` hold one JSON document with an audit report's marks (not a JSONL of trajectories)?"""
+    try:
+        if Path(path).stat().st_size > REPORT_MAX_BYTES:  # a run's JSONL can be gigabytes: never read it whole
+            return False
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # a JSONL of several lines is not one JSON document
+        return False
+    return isinstance(data, dict) and {"suite_version", "headline", "sections"} <= data.keys()
 
 
 def load_report(path: str | Path) -> AuditReport:
