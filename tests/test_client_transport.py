@@ -130,3 +130,49 @@ def test_retry_after_values() -> None:
                 return status_error("3600")
 
     assert _WaitRetryAfter(lambda state: 0.1)(State()) == RETRY_AFTER_CAP_S  # type: ignore[arg-type]
+
+
+def test_an_answer_larger_than_the_limit_is_not_read_and_is_re_asked() -> None:
+    from trustee_env.llm.client import answer_byte_limit
+
+    limit = answer_byte_limit(512)  # the tool role's max_tokens in _client
+    replies: list[Any] = [{"text": "x" * (limit + 10)}]
+
+    def handler(role: str, request: dict[str, Any]) -> Any:
+        return replies.pop(0) if replies else {"text": "ok"}
+
+    with FakeLLMServer(handler) as server:
+        usage = Usage()
+        assert _ask(_client(server.base_url, max_tokens=512), usage).text == "ok"
+        repair = server.requests[-1][1]["messages"][-1]["content"]
+    assert f"longer than {limit} bytes" in repair
+    assert usage.roles["tool"].repairs == 1
+
+
+def test_an_answer_always_too_large_ends_as_a_simulator_output_error() -> None:
+    from trustee_env.errors import SimulatorOutputError
+
+    with FakeLLMServer(lambda role, request: {"text": "x" * (3 << 20)}) as server:
+        with pytest.raises(SimulatorOutputError, match="bytes"):
+            _ask(_client(server.base_url, max_repairs=1))
+        assert len(server.requests) == 2
+
+
+def test_a_streamed_body_without_a_length_stops_at_the_limit() -> None:
+    from trustee_env.llm.client import _httpx, _read_capped
+
+    httpx_module = _httpx()[0]
+    pulled: list[int] = []
+
+    async def body(chunks: int):  # 64 KiB chunks, no Content-Length header
+        for index in range(chunks):
+            pulled.append(index)
+            yield b"a" * 65536
+
+    async def read(chunks: int, limit: int) -> bytes | None:
+        return await _read_capped(httpx_module.Response(200, content=body(chunks)), limit)
+
+    assert asyncio.run(read(4, 1 << 20)) == b"a" * (4 * 65536)
+    pulled.clear()
+    assert asyncio.run(read(1000, 1 << 20)) is None
+    assert len(pulled) == 17  # stopped one chunk past 1 MiB, not after 64 MB

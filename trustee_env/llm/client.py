@@ -106,6 +106,44 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
+ANSWER_BYTES_PER_TOKEN = 256
+"""Bytes of HTTP answer allowed per requested token (JSON escaping and usage fields included); see below."""
+ANSWER_MIN_BYTES = 1 << 20
+
+
+def answer_byte_limit(max_tokens: Any) -> int:
+    """The largest answer body read for a request: ``max_tokens`` x 256 bytes, at least 1 MiB.
+
+    A server that ignores ``max_tokens`` (or a broken proxy) could otherwise send 10 MB that is read,
+    decoded and parsed before validation refuses it; reading stops at the limit instead.
+    """
+    tokens = max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else 0
+    return max(ANSWER_MIN_BYTES, tokens * ANSWER_BYTES_PER_TOKEN)
+
+
+class AnswerTooLargeError(Exception):
+    """An answer body longer than :func:`answer_byte_limit`; a structured call re-asks, like a bad answer."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the answer was longer than {limit} bytes: the server ignored max_tokens")
+        self.limit = limit
+
+
+async def _read_capped(response: Any, limit: int) -> bytes | None:
+    """The body of a streamed response, or None once it is known to be longer than ``limit`` bytes."""
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 RETRY_AFTER_CAP_S = 30.0
 """The longest ``Retry-After`` honoured; a server asking for more gets this, then the retry budget decides."""
 
@@ -420,21 +458,28 @@ class LLMClient:
         truncated = 0
         attempts = self.endpoint.max_repairs + 1
         for attempt in range(attempts):
-            completion, tries = await self._send(
-                model,
-                attempt_messages,
-                seed=seed + attempt,
-                schema=schema,
-                max_tokens=self.endpoint.max_tokens,
-                usage=usage,
-            )
+            too_large: str | None = None
+            try:
+                completion, tries = await self._send(
+                    model,
+                    attempt_messages,
+                    seed=seed + attempt,
+                    schema=schema,
+                    max_tokens=self.endpoint.max_tokens,
+                    usage=usage,
+                )
+            except AnswerTooLargeError as err:  # never parsed: re-asked like an answer that fails its schema
+                completion, tries = {"choices": [{"message": {"content": ""}}]}, 0
+                too_large = f"{err}; write a short answer that follows the schema"
             retries += tries
             tokens = completion.get("usage") or {}
             totals["prompt_tokens"] += tokens.get("prompt_tokens") or 0
             totals["completion_tokens"] += tokens.get("completion_tokens") or 0
             choice = completion["choices"][0]
             raw = (choice.get("message") or {}).get("content") or ""
-            if choice.get("finish_reason") == "length":
+            if too_large:
+                errors = [too_large]
+            elif choice.get("finish_reason") == "length":
                 truncated += 1
                 errors = ["your answer was cut off at the length limit: write shorter values and close the JSON"]
             else:
@@ -521,9 +566,12 @@ class LLMClient:
             return dict(cached["output"])
         model = await self._model()
         started = time.perf_counter()
-        data, retries = await self._send(
-            model, messages, seed=seed, schema=None, max_tokens=self.endpoint.max_tokens, tools=tools, usage=usage
-        )
+        try:
+            data, retries = await self._send(
+                model, messages, seed=seed, schema=None, max_tokens=self.endpoint.max_tokens, tools=tools, usage=usage
+            )
+        except AnswerTooLargeError as err:
+            raise LLMError(f"{self.role} @ {', '.join(self.urls)}: {err}", role=self.role, model=model) from None
         # The SDK's own typed parse (what ``cast_to=ChatCompletion`` did), for its tool-call objects.
         completion = ChatCompletion.model_construct(**data)
         message = completion.choices[0].message
@@ -708,15 +756,23 @@ class LLMClient:
             headers={**shard.headers, "X-Trustee-Role": self.role},
             timeout=self.endpoint.timeout,
         )
+        limit = answer_byte_limit(body.get("max_tokens"))
         try:
-            response = await shard.http.send(request)
+            response = await shard.http.send(request, stream=True)
+            try:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise shard.sdk._make_status_error_from_response(response) from None
+                data = await _read_capped(response, limit)
+            finally:
+                await response.aclose()
         except httpx_module.TimeoutException as err:
             raise openai.APITimeoutError(request=request) from err
         except (httpx_module.RequestError, ssl.SSLError, anyio.EndOfStream) as err:
             raise openai.APIConnectionError(request=request) from err
-        if response.status_code >= 400:
-            raise shard.sdk._make_status_error_from_response(response) from None
-        return cast(dict[str, Any], json.loads(response.content))
+        if data is None:
+            raise AnswerTooLargeError(limit)
+        return cast(dict[str, Any], json.loads(data))
 
     def _translate(self, err: openai.OpenAIError, *, attempts: int, model: str = "") -> LLMError:
         where = f"{self.role} @ {', '.join(self.urls)}"
