@@ -20,7 +20,7 @@ from trustee_env.catalog import Catalog
 from trustee_env.cli import main
 from trustee_env.testing import FakeLLMServer
 from trustee_env.trajectory import read_trajectories
-from trustee_env.viewer_html import build_payload, decode_payload, encode_payload, write_html
+from trustee_env.viewer_html import build_payload, decode_payload, encode_payload, write_audit_html, write_html
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -296,4 +296,161 @@ def test_episode_without_a_task_opens(browser: Any, tmp_path: Path) -> None:
     assert "SIM FAULT · task_generator · invalid_output" in detail and "<b>no task</b>" in detail
     _open(browser, page, "#e1")
     assert "EPISODE #1" in browser.find_element("id", "detail").text.upper()
+    assert browser.get_log("browser") == []
+
+
+# ---- audit reports ---------------------------------------------------------------------------------------
+
+PUBLISHED_AUDIT = Path(__file__).resolve().parent.parent / "docs" / "audit-smollm2-135m.json"
+AUDIT_INJECTION = '</script><img src=x onerror="window.__pwned=1"><b>bold</b>'
+
+
+@pytest.fixture(scope="module")
+def audit_pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The published report's page, and a comparison of it with a second report whose figures differ."""
+    from trustee_env.audit import load_report
+
+    folder = tmp_path_factory.mktemp("audit")
+    published = load_report(PUBLISHED_AUDIT)
+    other = published.model_copy(deep=True)
+    other.endpoints["judge"]["model"] = "qwen3-8b"
+    other.headline["judge.accuracy"] = 0.8125
+    other.headline["tool.contradiction_rate"] = None
+    other.notes = [AUDIT_INJECTION]
+    other.sections["judge"]["single"]["confusion"]["matrix"][1] = [0, 3, 1]
+    single = write_audit_html([published], folder / "audit.html")
+    pair = write_audit_html([published, other], folder / "compare.html", labels=["A: 135m", "B: 8b"])
+    return {"single": single, "compare": pair, "reports": [published, other]}
+
+
+def _shown(value: Any, text: str) -> bool:
+    """Does the page's text show ``value`` (numbers to 3 decimals, None as a dash)?"""
+    if value is None:
+        return text == "–"
+    if isinstance(value, bool):
+        return text == ("yes" if value else "no")
+    return abs(float(text) - value) <= 0.0005 + 1e-9
+
+
+def test_audit_page_embeds_the_report_whole_and_only_its_own_scripts(audit_pages: dict[str, Any]) -> None:
+    from trustee_env.viewer_html import read_audit_payload
+
+    for name, count in (("single", 1), ("compare", 2)):
+        text = audit_pages[name].read_text(encoding="utf-8")
+        assert len(re.findall(r"<script\b", text)) == 2 and text.count("</script>") == 2
+        assert "http://" not in text and "https://" not in text and "onerror" not in text
+        block = text.split('<script id="trustee-data" type="application/octet-stream">', 1)[1].split("</script>", 1)[0]
+        assert re.fullmatch(r"[A-Za-z0-9+/=]+", block)
+        payload = read_audit_payload(audit_pages[name])
+        assert payload["reports"] == [r.model_dump(mode="json") for r in audit_pages["reports"][:count]]
+    assert "<title>Trustee audit: smollm2-135m-instruct</title>" in audit_pages["single"].read_text(encoding="utf-8")
+
+
+def test_audit_payload_takes_one_or_two_reports() -> None:
+    from trustee_env.audit import load_report
+    from trustee_env.viewer_html import audit_payload
+
+    report = load_report(PUBLISHED_AUDIT)
+    assert audit_payload([report])["labels"] == ["A"]
+    assert audit_payload([report, report.model_dump(mode="json")])["labels"] == ["A", "B"]
+    for wrong in ([], [report] * 3):
+        with pytest.raises(ValueError, match="one report or compares two"):
+            audit_payload(wrong)
+
+
+def test_cli_views_an_audit_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from trustee_env.audit.report import is_audit_report
+    from trustee_env.viewer_html import read_audit_payload
+
+    assert is_audit_report(PUBLISHED_AUDIT) and not is_audit_report(MOCK_CATALOG)
+    assert main(["view", str(PUBLISHED_AUDIT)]) == 0
+    assert capsys.readouterr().out.startswith("# Trustee audit: smollm2-135m-instruct")
+    out = tmp_path / "report.html"
+    assert main(["view", str(PUBLISHED_AUDIT), "--html", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert read_audit_payload(out)["reports"][0]["headline"]["judge.accuracy"] == 0.1667
+    pair = tmp_path / "compare.html"
+    assert main(["audit", "--compare", str(PUBLISHED_AUDIT), str(PUBLISHED_AUDIT), "--html", str(pair)]) == 0
+    assert read_audit_payload(pair)["labels"] == ["A: audit-smollm2-135m.json", "B: audit-smollm2-135m.json"]
+
+
+def _figures(driver: Any) -> dict[str, str]:
+    return driver.execute_script(
+        "return Object.fromEntries(Array.from(document.querySelectorAll('[data-k]'))"
+        ".map(e => [e.dataset.k, e.textContent]))"
+    )
+
+
+def test_audit_page_shows_the_published_reports_figures(browser: Any, audit_pages: dict[str, Any]) -> None:
+    from selenium.webdriver.common.by import By
+
+    report = audit_pages["reports"][0]
+    browser.get(audit_pages["single"].as_uri())
+    _wait_ready(browser)
+    assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")] == []
+    shown = _figures(browser)
+    for name, value in report.headline.items():  # every headline figure, in its role's section
+        assert _shown(value, shown[f"r0:headline:{name}"]), (name, value, shown[f"r0:headline:{name}"])
+    for role, entry in report.sim_faults.items():
+        for key in ("calls", "sim_faults", "sim_fault_rate", "repairs", "cache_hits"):
+            assert _shown(entry[key], shown[f"r0:fault:{role}:{key}"]), (role, key)
+        assert _shown(entry["sim_fault_rate"], shown[f"r0:faults:{role}:sim_fault_rate"])
+    for index, mitigation in enumerate(report.mitigations):
+        assert _shown(mitigation.before, shown[f"r0:mitigation:{index}:before"])
+        assert _shown(mitigation.after, shown[f"r0:mitigation:{index}:after"])
+    judge = report.sections["judge"]
+    for view in ("single", "single_capped", "majority", "majority_capped"):
+        for i, row in enumerate(judge[view]["confusion"]["matrix"]):
+            for j, count in enumerate(row):
+                assert shown[f"r0:confusion:{view}:{i}:{j}"] == str(count), (view, i, j)
+    for kind, entry in judge["by_class"].items():
+        assert _shown(entry["accuracy"], shown[f"r0:class:{kind}:accuracy"])
+    signal = report.sections["signal"]
+    for agent, entry in signal["agents"].items():
+        for key in ("p_reward_1", "mean_reward", "sim_fault_rate"):
+            assert _shown(entry[key], shown[f"r0:signal:{agent}:{key}"]), (agent, key)
+    for target, met in signal["targets_met"].items():
+        assert shown[f"r0:target:{target}"] == ("✓ met" if met else "✗ missed")
+    for role, endpoint in report.endpoints.items():
+        for key in ("temperature", "top_p", "max_tokens"):
+            assert _shown(endpoint[key], shown[f"r0:endpoint:{role}:{key}"])
+    assert shown["r0:model"] == "smollm2-135m-instruct" and shown["r0:suite_version"] == report.suite_version
+    assert shown["r0:run"] == "quick"
+    cache = report.cache
+    assert (
+        shown["r0:cache"]
+        == f"{cache['mode']} ({cache['entries_before']} entries before, {cache['entries_after']} after)"
+    )
+    notes = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".note")]
+    assert notes == report.notes
+    headings = [h.text.lower() for h in browser.find_elements(By.CSS_SELECTOR, "section h3")]
+    assert headings == [
+        "run",
+        "sim faults per role",
+        "task generator",
+        "user simulator",
+        "tool simulator",
+        "judge",
+        "signal: reference agents",
+    ]
+    assert browser.get_log("browser") == []
+
+
+def test_audit_compare_page_shows_both_reports_side_by_side(browser: Any, audit_pages: dict[str, Any]) -> None:
+    from selenium.webdriver.common.by import By
+
+    first, second = audit_pages["reports"]
+    browser.get(audit_pages["compare"].as_uri())
+    _wait_ready(browser)
+    shown = _figures(browser)
+    for name in first.headline:
+        assert _shown(first.headline[name], shown[f"cmp:{name}:0"]), name
+        assert _shown(second.headline[name], shown[f"cmp:{name}:1"]), name
+    assert shown["cmp:judge.accuracy:1"] == "0.813" and shown["cmp:tool.contradiction_rate:1"] == "–"
+    assert shown["r1:confusion:single:1:1"] == "3" and shown["r0:confusion:single:1:1"] == "0"
+    assert shown["r1:model"] == "qwen3-8b, smollm2-135m-instruct"
+    assert [h.text for h in browser.find_elements(By.CSS_SELECTOR, ".report > h2")] == ["A: 135m", "B: 8b"]
+    assert AUDIT_INJECTION in [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".report[data-report='1'] .note")]
+    assert browser.execute_script("return window.__pwned") is None
+    assert browser.find_elements(By.CSS_SELECTOR, "#content img, #content b") == []
     assert browser.get_log("browser") == []
