@@ -137,6 +137,7 @@ def test_an_installed_wheel_carries_the_set(tmp_path: Path) -> None:
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:
         assert "trustee_env/audit/data/judge_set.jsonl" in archive.namelist()
+        assert "trustee_env/viewer_audit_page.html" in archive.namelist()  # the report's HTML page
         archive.extractall(site)
     script = (
         "import sys; from trustee_env.audit.judge_set import DEFAULT_JUDGE_SET, load_judge_set;"

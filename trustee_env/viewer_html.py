@@ -13,6 +13,9 @@ Policy and simulator text is untrusted (small models write ``<script>``). Base64
 in the data can close its ``<script>`` tag; the page inserts text with ``textContent`` only; and a
 Content-Security-Policy allows no network and no script but the page's own (by hash), so an injected
 handler could not run even if it reached the DOM.
+
+``write_audit_html`` writes a ``trustee audit`` report (or two, side by side) the same way, on a page of its
+own (``viewer_audit_page.html``): the report embedded whole, every figure shown drawn from it.
 """
 
 from __future__ import annotations
