@@ -231,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=sorted(POLICIES),
         help="probe: first message calls a tool (so every simulator role is exercised); lm: the LM only",
     )
+    parser.add_argument(
+        "--prompt-cache-mb",
+        type=int,
+        default=ServerSpec().prompt_cache_mb,
+        help="llama-cpp-python's RAM prompt cache (0 = off, the server as it was before the cache)",
+    )
     parser.add_argument("--skip-slots", action="store_true")
     args = parser.parse_args(argv)
     options = {
@@ -257,7 +263,12 @@ def main(argv: list[str] | None = None) -> int:
             target = (args.base_url, served)
             result["engine"] = f"running server at {args.base_url}"
         else:
-            spec = ServerSpec(engine=pick_engine(args.engine), model=args.model, extra_args=list(args.engine_arg))
+            spec = ServerSpec(
+                engine=pick_engine(args.engine),
+                model=args.model,
+                extra_args=list(args.engine_arg),
+                prompt_cache_mb=args.prompt_cache_mb,
+            )
             if spec.engine == "vllm" and not args.model:
                 from trustee_env.serve.convert import export_hf_folder
 
@@ -266,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
                 spec.threads, spec.threads_given = args.threads, True
             target = stack.enter_context(LocalServer(spec))
             result["engine"] = spec.engine
+            if spec.engine == "llama-cpp-python":
+                result["prompt_cache_mb"] = spec.prompt_cache_mb
             result["startup_s"] = round(target.startup_s or 0.0, 2)
         batch = run_batch(target, list(range(args.episodes)), 1, tmp / "c1.jsonl", options, args.policy)
     result["requests"] = batch["requests"]
