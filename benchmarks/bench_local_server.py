@@ -178,7 +178,7 @@ def repair_stats(path: Path) -> dict[str, Any]:
     calls = repaired = 0
     per_role: dict[str, dict[str, int]] = {}
     for record in read_trajectories(path):
-        for role, usage in record["usage"].items():
+        for role, usage in record.usage.items():
             if role == "policy":
                 continue
             entry = per_role.setdefault(role, {"calls": 0, "repairs": 0})
@@ -199,10 +199,10 @@ def tool_stats(path: Path) -> dict[str, Any]:
     episodes = calls = repairs = faults = 0
     for record in read_trajectories(path):
         episodes += 1
-        usage = record["usage"].get("tool", {})
+        usage = record.usage.get("tool", {})
         calls += usage.get("calls", 0)
         repairs += usage.get("repairs", 0)
-        faults += int(bool(record["sim_fault"]) and record["sim_fault"]["role"] == "tool")
+        faults += int(record.sim_fault is not None and record.sim_fault.role == "tool")
     return {
         "episodes": episodes,
         "calls": calls,

@@ -71,10 +71,10 @@ def catalog_calls(count: int, seed: int) -> list[dict[str, Any]]:
 def task_calls(path: str) -> list[dict[str, Any]]:
     calls = []
     for record in read_trajectories(path):
-        task = record.get("task")
-        if task and task["tools"]:
-            tool = ToolSpec.model_validate(task["tools"][0])
-            calls.append({"tool": tool, "state": task["initial_state"], "intent": task["intent"]})
+        task = record.task
+        if task is not None and task.tools:
+            tool = ToolSpec.model_validate(task.tools[0])
+            calls.append({"tool": tool, "state": task.initial_state, "intent": task.intent})
     return calls
 
 
