@@ -138,6 +138,7 @@ def test_an_installed_wheel_carries_the_set(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         assert "trustee_env/audit/data/judge_set.jsonl" in archive.namelist()
         assert "trustee_env/viewer_audit_page.html" in archive.namelist()  # the report's HTML page
+        assert "trustee_env/viewer_common.js" in archive.namelist()  # script helpers both pages share
         archive.extractall(site)
     script = (
         "import sys; from trustee_env.audit.judge_set import DEFAULT_JUDGE_SET, load_judge_set;"

@@ -50,13 +50,20 @@ __all__ = [
 DATA_MARKER = "@@TRUSTEE_DATA@@"
 HASH_MARKER = "@@SCRIPT_HASH@@"
 TITLE_MARKER = "@@TITLE@@"
+COMMON_MARKER = "  // @@VIEWER_COMMON@@\n"
 _APP_OPEN = '<script id="trustee-app">'
 
 
 @lru_cache(maxsize=2)
 def page_parts(name: str = "viewer_page.html") -> tuple[str, str]:
-    """A page (beside this module) before and after its data blob, with the app script's CSP hash filled in."""
-    page = resources.files("trustee_env").joinpath(name).read_text(encoding="utf-8")
+    """A page (beside this module) before and after its data blob, with the app script's CSP hash filled in.
+
+    The script helpers both pages share (``viewer_common.js``) go in at the page's ``COMMON_MARKER``
+    first, so the hash covers the script as the browser runs it.
+    """
+    package = resources.files("trustee_env")
+    page = package.joinpath(name).read_text(encoding="utf-8")
+    page = page.replace(COMMON_MARKER, package.joinpath("viewer_common.js").read_text(encoding="utf-8"), 1)
     start = page.index(_APP_OPEN) + len(_APP_OPEN)
     script = page[start : page.index("</script>", start)]
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
