@@ -444,9 +444,7 @@ class LLMClient:
         cached = self._cache_get(key)
         if cached is not None:
             usage.record(self.role, cache_hit=True, **cached["usage"])
-            if "failure" in cached:
-                raise self._failure(cached["failure"], self.endpoint.model or "")
-            return output.model_validate(cached["output"])
+            return self._from_entry(cached, output, self.endpoint.model or "")
         model = await self._model()
 
         started = time.perf_counter()
