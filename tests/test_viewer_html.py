@@ -21,7 +21,14 @@ from trustee_env.catalog import Catalog
 from trustee_env.cli import main
 from trustee_env.testing import FakeLLMServer
 from trustee_env.trajectory import read_trajectories
-from trustee_env.viewer_html import build_payload, decode_payload, encode_payload, write_audit_html, write_html
+from trustee_env.viewer_html import (
+    build_payload,
+    decode_payload,
+    encode_payload,
+    page_data,
+    write_audit_html,
+    write_html,
+)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -76,7 +83,7 @@ def test_page_embeds_the_data_once_and_only_its_own_scripts(page: Path, run_file
     assert len(re.findall(r"<script\b", text)) == 2  # the data blob and the app: injected text adds none
     assert text.count("</script>") == 2
     assert "http://" not in text and "https://" not in text  # nothing to fetch
-    block = text.split('<script id="trustee-data" type="application/octet-stream">', 1)[1].split("</script>", 1)[0]
+    block = page_data(page)
     assert re.fullmatch(r"[A-Za-z0-9+/=,]+", block)  # base64 and commas: no '<' can end the block early
     assert block.count(",") == 3  # the shared part, then three chunks of two episodes
     shared, episodes = decode_payload(block)
@@ -340,7 +347,7 @@ def test_audit_page_embeds_the_report_whole_and_only_its_own_scripts(audit_pages
         text = audit_pages[name].read_text(encoding="utf-8")
         assert len(re.findall(r"<script\b", text)) == 2 and text.count("</script>") == 2
         assert "http://" not in text and "https://" not in text and "onerror" not in text
-        block = text.split('<script id="trustee-data" type="application/octet-stream">', 1)[1].split("</script>", 1)[0]
+        block = page_data(audit_pages[name])
         assert re.fullmatch(r"[A-Za-z0-9+/=]+", block)
         payload = read_audit_payload(audit_pages[name])
         assert payload["reports"] == [r.model_dump(mode="json") for r in audit_pages["reports"][:count]]

@@ -41,6 +41,7 @@ __all__ = [
     "build_payload",
     "decode_payload",
     "encode_payload",
+    "page_data",
     "page_parts",
     "read_audit_payload",
     "write_audit_html",
@@ -52,6 +53,7 @@ HASH_MARKER = "@@SCRIPT_HASH@@"
 TITLE_MARKER = "@@TITLE@@"
 COMMON_MARKER = "  // @@VIEWER_COMMON@@\n"
 _APP_OPEN = '<script id="trustee-app">'
+_DATA_OPEN = '<script id="trustee-data" type="application/octet-stream">'
 
 
 @lru_cache(maxsize=2)
@@ -173,15 +175,25 @@ def write_html(
 ) -> Path:
     """Write the viewer page with every record embedded; returns the path written."""
     block = encode_payload(*build_payload(records, source=source), chunk_size=chunk_size)
-    head, tail = page_parts()
-    head = head.replace(TITLE_MARKER, html.escape(title or f"Trustee trajectories: {source or 'run'}"))
+    return _write_page("viewer_page.html", title or f"Trustee trajectories: {source or 'run'}", block, out)
+
+
+def _write_page(name: str, title: str, block: str, out: str | os.PathLike[str]) -> Path:
+    """Page ``name`` with its title and data block filled in, written to ``out``."""
+    head, tail = page_parts(name)
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target, "w", encoding="utf-8") as handle:
-        handle.write(head)
+        handle.write(head.replace(TITLE_MARKER, html.escape(title)))
         handle.write(block)
         handle.write(tail)
     return target
+
+
+def page_data(page: str | os.PathLike[str]) -> str:
+    """The data block a written page embeds, as written (for tests and tools that read a page)."""
+    text = Path(page).read_text(encoding="utf-8")
+    return text.split(_DATA_OPEN, 1)[1].split("</script>", 1)[0]
 
 
 # ---- audit reports ---------------------------------------------------------------------------------------
@@ -215,19 +227,12 @@ def write_audit_html(
     """
     payload = audit_payload(reports, labels)
     block = _pack(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
-    head, tail = page_parts(AUDIT_PAGE)
     if title is None:
         models = [", ".join(sorted({str(e.get("model")) for e in r["endpoints"].values()})) for r in payload["reports"]]
         title = "Trustee audit: " + " vs ".join(models)
-    head = head.replace(TITLE_MARKER, html.escape(title))
-    target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(head + block + tail, encoding="utf-8")
-    return target
+    return _write_page(AUDIT_PAGE, title, block, out)
 
 
 def read_audit_payload(page: str | os.PathLike[str]) -> dict[str, Any]:
     """The data a written audit page embeds (for tests and tools)."""
-    text = Path(page).read_text(encoding="utf-8")
-    block = text.split('<script id="trustee-data" type="application/octet-stream">', 1)[1].split("</script>", 1)[0]
-    return cast(dict[str, Any], json.loads(_unpack(block)))
+    return cast(dict[str, Any], json.loads(_unpack(page_data(page))))
