@@ -110,7 +110,7 @@ def test_retry_after_values() -> None:
     from trustee_env.llm.client import RETRY_AFTER_CAP_S, _WaitRetryAfter, retry_after_s
 
     def status_error(value: str | None) -> openai.APIStatusError:
-        from trustee_env.llm.client import _httpx
+        from trustee_env.llm.transport import _httpx
 
         httpx, _ = _httpx()  # the HTTP module this openai release uses
         headers = {"retry-after": value} if value is not None else {}
@@ -159,9 +159,8 @@ def test_an_answer_always_too_large_ends_as_a_simulator_output_error() -> None:
 
 
 def test_a_streamed_body_without_a_length_stops_at_the_limit() -> None:
-    from trustee_env.llm.client import _httpx, _read_capped
+    from trustee_env.llm.transport import read_capped
 
-    httpx_module = _httpx()[0]
     pulled: list[int] = []
 
     async def body(chunks: int):  # 64 KiB chunks, no Content-Length header
@@ -169,10 +168,46 @@ def test_a_streamed_body_without_a_length_stops_at_the_limit() -> None:
             pulled.append(index)
             yield b"a" * 65536
 
-    async def read(chunks: int, limit: int) -> bytes | None:
-        return await _read_capped(httpx_module.Response(200, content=body(chunks)), limit)
+    async def read(chunks: int, limit: int, declared: int | None = None) -> bytes | None:
+        return await read_capped(body(chunks), declared, limit)
 
     assert asyncio.run(read(4, 1 << 20)) == b"a" * (4 * 65536)
     pulled.clear()
     assert asyncio.run(read(1000, 1 << 20)) is None
     assert len(pulled) == 17  # stopped one chunk past 1 MiB, not after 64 MB
+    pulled.clear()
+    assert asyncio.run(read(1000, 1 << 20, declared=64 << 20)) is None
+    assert pulled == []  # a body declared too long is not read at all
+
+
+def test_sessions_close_when_their_loop_ends() -> None:
+    from trustee_env.llm import transport as transport_module
+
+    with FakeLLMServer(lambda role, request: {"text": "ok"}) as server:
+        client = _client(server.base_url)
+
+        async def ask_and_keep() -> Any:
+            await client.structured([{"role": "user", "content": "hi"}], Answer, seed=1, usage=Usage())
+            return transport_module.transport_for(client.urls[0], client.endpoint)
+
+        used = asyncio.run(ask_and_keep())
+        assert used.session.closed  # closed by the keeper task when asyncio.run cancelled it
+        again = asyncio.run(ask_and_keep())
+    assert again is not used and again.session.closed  # a new loop gets its own session
+
+
+def test_a_dropped_connection_is_retried_then_typed() -> None:
+    replies = [Reply(drop_connection=True)]
+
+    def handler(role: str, request: dict[str, Any]) -> Any:
+        return replies.pop(0) if replies else {"text": "ok"}
+
+    with FakeLLMServer(handler) as server:
+        usage = Usage()
+        assert _ask(_client(server.base_url), usage).text == "ok"
+        assert usage.roles["tool"].retries == 1
+    with FakeLLMServer(lambda role, request: Reply(drop_connection=True)) as server:
+        with pytest.raises(LLMConnectionError) as caught:
+            _ask(_client(server.base_url))
+        assert len(server.requests) == 3  # max_retries=2
+    assert isinstance(caught.value.__cause__, openai.APIConnectionError)

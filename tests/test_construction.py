@@ -10,7 +10,7 @@ from pathlib import Path
 import gymnasium as gym
 
 from trustee_env.catalog import Catalog
-from trustee_env.llm.client import _http_client, _ssl_context
+from trustee_env.llm.transport import sdk_http_client, ssl_context
 
 
 def test_bundled_catalog_is_shared_not_copied(fake_server) -> None:
@@ -63,11 +63,11 @@ def _pool_context(client: object) -> ssl.SSLContext:
     return client._transport._pool._ssl_context  # type: ignore[attr-defined]
 
 
-def test_http_shards_share_one_tls_context_that_trusts_nobody() -> None:
-    a, b = _http_client(32, secure=False), _http_client(32, secure=False)
-    assert _pool_context(a) is _pool_context(b) is _ssl_context(False)
-    plain = _ssl_context(False)
+def test_http_clients_share_one_tls_context_that_trusts_nobody() -> None:
+    a, b = sdk_http_client(32, secure=False), sdk_http_client(32, secure=False)
+    assert _pool_context(a) is _pool_context(b) is ssl_context(False)
+    plain = ssl_context(False)
     assert plain.cert_store_stats()["x509_ca"] == 0  # no trust store loaded for http://
     assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname  # an https redirect fails closed
-    c, d = _http_client(32), _http_client(32)
-    assert _pool_context(c) is _pool_context(d) is _ssl_context(True)
+    c, d = sdk_http_client(32), sdk_http_client(32)
+    assert _pool_context(c) is _pool_context(d) is ssl_context(True)

@@ -15,9 +15,21 @@ from typing import TypeVar
 
 from trustee_env.errors import EpisodeStateError
 
-__all__ = ["Portal", "portal"]
+__all__ = ["Portal", "cancel_other_tasks", "portal"]
 
 T = TypeVar("T")
+
+
+async def cancel_other_tasks() -> None:
+    """Cancel every other task on the running loop and wait for them to finish.
+
+    What ``asyncio.run`` does on the way out, for loops run by hand: tasks get to run their ``finally``
+    blocks (the LLM transport closes its HTTP sessions in one) before the loop stops.
+    """
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class Portal:
@@ -50,10 +62,16 @@ class Portal:
             raise
 
     def close(self) -> None:
-        """Stop the loop (at interpreter exit)."""
+        """Cancel what still runs on the loop (so HTTP sessions close), then stop and close it (at exit)."""
         if self.loop.is_running():
+            try:
+                asyncio.run_coroutine_threadsafe(cancel_other_tasks(), self.loop).result(timeout=2)
+            except Exception:  # a stuck task must not block interpreter exit
+                pass
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=2)
+        if not self.loop.is_running() and not self.loop.is_closed():
+            self.loop.close()
 
 
 _portal: Portal | None = None

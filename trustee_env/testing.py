@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from trustee_env._portal import cancel_other_tasks
+
 __all__ = ["FakeLLMServer", "Reply", "ScriptedSimulator", "checks_task"]
 
 
@@ -121,10 +123,7 @@ class FakeLLMServer:
                 self._server.close()
             for writer in list(self._writers):
                 writer.transport.abort()  # kept-alive connections are cut, not served on
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_other_tasks()
 
         asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)

@@ -19,23 +19,17 @@ One call = one role asking for one structured answer:
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import datetime
 import email.utils
 import functools
-import itertools
 import json
 import logging
 import re
-import ssl
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-import anyio
 import json_repair
 import openai
 from openai.types.chat import ChatCompletion
@@ -54,6 +48,7 @@ from trustee_env.errors import (
 )
 from trustee_env.llm.cache import ResponseCache
 from trustee_env.llm.limits import limiter_for, pool_for
+from trustee_env.llm.transport import AnswerTooLargeError, Transport, answer_byte_limit, transport_for
 from trustee_env.llm.usage import Usage
 from trustee_env.log import repair as log_repair
 from trustee_env.prompts import render
@@ -81,22 +76,6 @@ _model_for_url: dict[str, str] = {}
 _endpoint_lock = threading.Lock()
 
 
-@dataclasses.dataclass(frozen=True)
-class _Shard:
-    """One SDK client and what a direct POST through its HTTP client needs (headers built once)."""
-
-    sdk: openai.AsyncOpenAI
-    http: Any  # the SDK's own httpx client, with our connection limits
-    url: Any  # the chat completions URL, parsed once (an httpx URL)
-    headers: dict[str, str]
-
-
-# Client shards per (event loop, base URL, key): httpx clients must not cross loops.
-_clients: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[tuple[str, str, float], tuple[list[_Shard], Any]]
-] = weakref.WeakKeyDictionary()
-
-
 def is_retryable(exc: BaseException) -> bool:
     """Transport failures worth another try: refused/reset connections, timeouts, 408/409/429/5xx."""
     if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
@@ -104,44 +83,6 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in RETRYABLE_STATUS
     return False
-
-
-ANSWER_BYTES_PER_TOKEN = 256
-"""Bytes of HTTP answer allowed per requested token (JSON escaping and usage fields included); see below."""
-ANSWER_MIN_BYTES = 1 << 20
-
-
-def answer_byte_limit(max_tokens: Any) -> int:
-    """The largest answer body read for a request: ``max_tokens`` x 256 bytes, at least 1 MiB.
-
-    A server that ignores ``max_tokens`` (or a broken proxy) could otherwise send 10 MB that is read,
-    decoded and parsed before validation refuses it; reading stops at the limit instead.
-    """
-    tokens = max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else 0
-    return max(ANSWER_MIN_BYTES, tokens * ANSWER_BYTES_PER_TOKEN)
-
-
-class AnswerTooLargeError(Exception):
-    """An answer body longer than :func:`answer_byte_limit`; a structured call re-asks, like a bad answer."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the answer was longer than {limit} bytes: the server ignored max_tokens")
-        self.limit = limit
-
-
-async def _read_capped(response: Any, limit: int) -> bytes | None:
-    """The body of a streamed response, or None once it is known to be longer than ``limit`` bytes."""
-    declared = response.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 RETRY_AFTER_CAP_S = 30.0
@@ -250,86 +191,6 @@ def _validation_messages(err: ValidationError) -> list[str]:
         loc = "/".join(str(part) for part in error["loc"]) or "(root)"
         out.append(f"{loc}: {error['msg']}")
     return out
-
-
-def _httpx() -> tuple[Any, Callable[..., Any]]:
-    """The HTTP module the SDK uses and its client factory."""
-    factory = getattr(openai, "DefaultAsyncHttpx2Client", None)
-    if factory is not None:
-        import httpx2 as httpx_module  # openai >= 3 ships its own httpx fork
-
-        return httpx_module, factory
-    import httpx as httpx_module  # pragma: no cover - older openai releases
-
-    return httpx_module, openai.DefaultAsyncHttpxClient  # pragma: no cover
-
-
-@functools.lru_cache(maxsize=2)
-def _ssl_context(secure: bool) -> ssl.SSLContext:
-    """One TLS context per process and kind, shared by every client shard.
-
-    httpx builds a context per client otherwise: loading the trust store costs ~20-30 ms, times the
-    shards of every endpoint. For ``http://`` none is needed: the placeholder loads no certificates and
-    still requires verification, so a redirect to ``https://`` fails closed instead of trusting anyone.
-    """
-    if secure:
-        return _httpx()[0].create_ssl_context()  # the SDK's default trust (system store)
-    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-
-
-def _http_client(concurrency: int, secure: bool = True) -> Any:
-    """The SDK's HTTP client, with as many keep-alive connections as requests may be in flight.
-
-    Otherwise the SDK keeps up to 100 idle connections; with more requests in flight every extra
-    one would open (and the server accept) a new connection per call.
-    """
-    httpx_module, factory = _httpx()
-    return factory(
-        limits=httpx_module.Limits(max_connections=max(1000, concurrency), max_keepalive_connections=concurrency),
-        verify=_ssl_context(secure),
-    )
-
-
-CONNECTIONS_PER_CLIENT = 32
-
-
-def _shard(url: str, endpoint: EndpointConfig, size: int) -> _Shard:
-    """An SDK client (for its errors, ``/models`` and headers) around an HTTP client we also post through."""
-    http = _http_client(size, secure=not url.startswith("http://"))
-    sdk = openai.AsyncOpenAI(
-        base_url=url,
-        api_key=endpoint.api_key or "EMPTY",
-        timeout=endpoint.timeout,
-        max_retries=0,  # one retry loop only: ours
-        http_client=http,
-    )
-    # What the SDK sends with every request (Accept, Content-Type, User-Agent, organisation and project when
-    # set, auth), less its X-Stainless-* telemetry: every header is parsed and validated again per request.
-    headers = {
-        name: value
-        for name, value in sdk.default_headers.items()
-        if isinstance(value, str) and not name.lower().startswith("x-stainless")
-    }
-    headers.update(sdk.auth_headers)
-    return _Shard(sdk=sdk, http=http, url=_httpx()[0].URL(f"{url}/chat/completions"), headers=headers)
-
-
-def _client_for(url: str, endpoint: EndpointConfig) -> _Shard:
-    """A client shard for this loop and URL: one of ``ceil(concurrency / 32)`` shards, round robin.
-
-    httpcore scans every pooled connection on each request and response (O(pool size)), which
-    dominates at hundreds of requests in flight; small pools keep that scan short.
-    """
-    loop = asyncio.get_running_loop()
-    per_loop = _clients.setdefault(loop, {})
-    key = (url, endpoint.api_key, endpoint.timeout)
-    shards = per_loop.get(key)
-    if shards is None:
-        count = max(1, -(-endpoint.concurrency // CONNECTIONS_PER_CLIENT))
-        size = -(-endpoint.concurrency // count)
-        shards = per_loop[key] = ([_shard(url, endpoint, size) for _ in range(count)], itertools.count())
-    clients, turn = shards
-    return clients[next(turn) % len(clients)]
 
 
 _EXTRA_SAMPLING = ("top_k", "min_p", "repetition_penalty", "frequency_penalty", "presence_penalty")
@@ -630,7 +491,7 @@ class LLMClient:
         if known:
             return known
         try:
-            page = await _client_for(url, self.endpoint).sdk.models.list()
+            page = await transport_for(url, self.endpoint).sdk.models.list()
         except openai.OpenAIError as err:
             raise self._translate(err, attempts=1) from err
         if not page.data:
@@ -701,7 +562,7 @@ class LLMClient:
         tools: list[dict[str, Any]] | None,
         usage: Usage | None = None,
     ) -> dict[str, Any]:
-        client = _client_for(url, self.endpoint)
+        transport = transport_for(url, self.endpoint)
         body: dict[str, Any] = {
             "model": model,
             "messages": messages,
@@ -719,57 +580,35 @@ class LLMClient:
             usage.record_queued(self.role, time.perf_counter() - started)
         try:
             if schema is None:
-                return await self._post(client, body)
+                return await self._post(transport, body)
             fmt = self._response_format(url, schema)
             try:
-                return await self._post(client, {**body, "response_format": fmt})
+                return await self._post(transport, {**body, "response_format": fmt})
             except openai.APIStatusError as err:
                 # llama-cpp-python rejects OpenAI's json_schema form; fall back once per endpoint, and only
                 # then: any other 400 (a prompt over the context, a schema the grammar engine refuses) is
                 # raised as it is, since vLLM would take json_object but ignore its schema.
                 if self.endpoint.response_format == "auto" and fmt["type"] == "json_schema" and _format_rejected(err):
                     _fall_back(url, err)
-                    return await self._post(client, {**body, "response_format": self._response_format(url, schema)})
+                    return await self._post(transport, {**body, "response_format": self._response_format(url, schema)})
                 raise
         finally:
             limiter.release()
 
-    async def _post(self, shard: _Shard, body: dict[str, Any]) -> dict[str, Any]:
+    async def _post(self, transport: Transport, body: dict[str, Any]) -> dict[str, Any]:
         """POST /chat/completions with our JSON as is; returns the answer as decoded JSON.
 
-        Sent through the SDK client's own HTTP client and headers, with the SDK's exceptions
+        Sent through :mod:`trustee_env.llm.transport`, with the SDK's headers and exceptions
         (``APITimeoutError``, ``APIConnectionError``, and ``APIStatusError`` subclasses built by the SDK
         itself from the response), so retries and error translation are unchanged. What is skipped is the
-        SDK's per-request machinery around that (request options model, header merging, URL building,
-        response wrappers and the ``ChatCompletion`` object tree): ~1 ms of CPU per call, about a quarter
-        of a call's whole client cost, measured with ``benchmarks/bench_env.py``. ``chat.completions.create``
-        would also walk every message and schema (~2 ms for a task-generator schema).
+        SDK's per-request machinery (request options model, header merging, URL building, response
+        wrappers and the ``ChatCompletion`` object tree) and its httpx connection pool: together ~2 ms of
+        CPU per call at hundreds in flight (``benchmarks/bench_env.py``, section ``steady_1s``).
+        ``chat.completions.create`` would also walk every message and schema (~2 ms for a task-generator
+        schema).
         """
-        httpx_module = _httpx()[0]
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_json_default)
-        request = shard.http.build_request(
-            "POST",
-            shard.url,
-            content=content.encode(),
-            headers={**shard.headers, "X-Trustee-Role": self.role},
-            timeout=self.endpoint.timeout,
-        )
-        limit = answer_byte_limit(body.get("max_tokens"))
-        try:
-            response = await shard.http.send(request, stream=True)
-            try:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise shard.sdk._make_status_error_from_response(response) from None
-                data = await _read_capped(response, limit)
-            finally:
-                await response.aclose()
-        except httpx_module.TimeoutException as err:
-            raise openai.APITimeoutError(request=request) from err
-        except (httpx_module.RequestError, ssl.SSLError, anyio.EndOfStream) as err:
-            raise openai.APIConnectionError(request=request) from err
-        if data is None:
-            raise AnswerTooLargeError(limit)
+        data = await transport.post(content.encode(), self.role, answer_byte_limit(body.get("max_tokens")))
         return cast(dict[str, Any], json.loads(data))
 
     def _translate(self, err: openai.OpenAIError, *, attempts: int, model: str = "") -> LLMError:
