@@ -9,6 +9,11 @@ Runs against the scripted OpenAI-compatible server (``trustee_env.testing.FakeLL
   the latency-bound ideal (calls per episode × latency, all in flight). Two bare baselines send the
   very requests Trustee sent: ``same_requests`` (any free worker takes any request left) and
   ``same_episodes`` (one worker per episode, its requests in order: Trustee's dependency structure);
+* ``throughput_1s``: the same at 1 s per call; its one-shot makespan is set by the longest episodes (a
+  task regenerated twice takes 7 calls where most take 4), so read ``steady_1s`` for the steady rate;
+* ``steady_1s``: ``--in-flight`` slots each play episodes back to back for ``--window`` s (after a 5 s
+  warm-up) at 1 s per call; the server counts its answers, and the figure is calls in flight / slots, for
+  Trustee and for bare SDK loops (httpx and aiohttp transports) replaying Trustee's own requests;
 * ``replay``: a recorded run of ``--replay-episodes`` seeded episodes replayed from the cache with the
   server stopped: speed-up and identity;
 * ``memory``: RSS growth per in-flight episode between 16 and 1024 episodes.
@@ -29,6 +34,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import itertools
 import json
 import multiprocessing
 import os
@@ -39,7 +45,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -260,6 +266,32 @@ def bench_overhead(steps: int) -> dict[str, Any]:
     }
 
 
+def sdk_client(base_url: str, concurrency: int, transport: str = "httpx") -> openai.AsyncOpenAI:
+    """A bare ``AsyncOpenAI`` client: on the SDK's default httpx (with ``concurrency`` keep-alive connections)
+    or on its aiohttp option (``openai.DefaultAioHttpClient``, from ``openai[aiohttp]``)."""
+    from trustee_env.llm.transport import sdk_http_client
+
+    http = sdk_http_client(concurrency) if transport == "httpx" else openai.DefaultAioHttpClient()
+    return openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0, http_client=http)
+
+
+async def sdk_post(client: openai.AsyncOpenAI, role: str, body: dict[str, Any]) -> None:
+    """Send one recorded Trustee request as it is, through the SDK's ``post`` with a typed ``ChatCompletion``."""
+    from openai.types.chat import ChatCompletion
+
+    await client.post(
+        "/chat/completions", cast_to=ChatCompletion, body=body, options={"headers": {"X-Trustee-Role": role}}
+    )
+
+
+def episode_chains(bodies: list[tuple[str, dict[str, Any]]]) -> list[list[tuple[str, dict[str, Any]]]]:
+    """Recorded requests grouped by episode (named by the request's ``model``, see ``episode_model``), in order."""
+    per_episode: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for role, body in bodies:
+        per_episode.setdefault(body["model"], []).append((role, body))
+    return list(per_episode.values())
+
+
 async def bare_client_calls_per_s(
     base_url: str,
     concurrency: int,
@@ -269,23 +301,14 @@ async def bare_client_calls_per_s(
     chains: bool = False,
 ) -> tuple[float, float, float]:
     """(calls/s, process CPU ms per call, seconds) of a bare AsyncOpenAI loop: tiny "hello" requests, or the
-    exact requests Trustee sent (the SDK's ``post`` with a typed ``ChatCompletion``).
+    exact requests Trustee sent.
 
-    ``chains``: each worker sends one episode's requests in their order (an episode is named by its
-    request's ``model``, see ``episode_model``), the same dependency structure as Trustee's episodes;
-    otherwise any free worker takes any request left.
+    ``chains``: each worker sends one episode's requests in their order, the same dependency structure as
+    Trustee's episodes; otherwise any free worker takes any request left.
     """
-    from openai.types.chat import ChatCompletion
-
-    from trustee_env.llm.client import _http_client
-
-    client = openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0, http_client=_http_client(concurrency))
+    client = sdk_client(base_url, concurrency)
     queue = list(range(calls)) if bodies is None else list(bodies)
-    per_episode: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    if chains and bodies is not None:
-        for role, body in reversed(bodies):  # workers pop from the end: keep each episode's order
-            per_episode.setdefault(body["model"], []).append((role, body))
-    queues = list(per_episode.values()) if chains else [queue] * concurrency
+    queues = [list(reversed(chain)) for chain in episode_chains(bodies)] if chains and bodies else [queue] * concurrency
 
     async def worker(queue: list[Any]) -> None:
         while queue:
@@ -297,13 +320,7 @@ async def bare_client_calls_per_s(
                     extra_headers={"X-Trustee-Role": "policy"},
                 )
             else:
-                role, body = item  # type: ignore[misc]
-                await client.post(
-                    "/chat/completions",
-                    cast_to=ChatCompletion,
-                    body=body,
-                    options={"headers": {"X-Trustee-Role": role}},
-                )
+                await sdk_post(client, *item)
 
     cpu0, t0 = time.process_time(), time.perf_counter()
     await asyncio.gather(*(worker(queue) for queue in queues))
@@ -322,14 +339,30 @@ def process_cpu_s(pid: int) -> float:
         return 0.0
 
 
+class _Counting:
+    """A handler that counts the requests it answers in a counter shared with the benchmark's process."""
+
+    def __init__(self, handler: Any, counter: Any) -> None:
+        self.handler, self.counter = handler, counter
+
+    def __call__(self, role: str, request: dict[str, Any]) -> Any:
+        with self.counter.get_lock():
+            self.counter.value += 1
+        return self.handler(role, request)
+
+
 @contextlib.contextmanager
-def server_process(latency: float) -> Iterator[tuple[str, int]]:
-    """The scripted server in its own process (its own GIL and core), as a real LM server would be."""
+def server_process(latency: float, counter: Any = None) -> Iterator[tuple[str, int]]:
+    """The scripted server in its own process (its own GIL and core), as a real LM server would be.
+
+    ``counter``: a ``multiprocessing.Value`` the server adds one to per request it answers.
+    """
     ctx = multiprocessing.get_context("fork")
     ready: Any = ctx.Queue()
 
     def serve() -> None:
-        server = FakeLLMServer(RealisticSimulator(), latency_s=latency).start()
+        handler = RealisticSimulator() if counter is None else _Counting(RealisticSimulator(), counter)
+        server = FakeLLMServer(handler, latency_s=latency).start()
         ready.put(server.base_url)
         threading.Event().wait()
 
@@ -443,6 +476,107 @@ def bench_throughput(episodes: int, latency: float, profile: str | None = None, 
     }
 
 
+async def _measure_window(
+    slot: Callable[[int], Awaitable[None]], slots: int, counter: Any, warmup: float, window: float
+) -> tuple[int, float, float]:
+    """Run ``slot(i)`` for ``slots`` slots; after ``warmup`` s, count the server's answers over ``window`` s.
+
+    Returns (answers, seconds, process CPU seconds) of the window; the slots are cancelled after it.
+    """
+    workers = [asyncio.create_task(slot(index)) for index in range(slots)]
+    await asyncio.sleep(warmup)
+    answers0, cpu0, t0 = counter.value, time.process_time(), time.perf_counter()
+    await asyncio.sleep(window)
+    answers, cpu, elapsed = counter.value - answers0, time.process_time() - cpu0, time.perf_counter() - t0
+    for worker in workers:
+        worker.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
+    return answers, elapsed, cpu
+
+
+def _steady_trustee(base_url: str, slots: int) -> Callable[[int], Awaitable[None]]:
+    """A slot that plays Trustee episodes back to back on its own env, as a vector env with autoreset does."""
+
+    async def slot(index: int) -> None:
+        env = make_env(base_url, concurrency=slots)
+        try:
+            for seed in itertools.count(index, slots):
+                await play(env, seed)
+        finally:
+            env.close()
+
+    return slot
+
+
+def _steady_bare(
+    client: openai.AsyncOpenAI, chains: list[list[tuple[str, dict[str, Any]]]], slots: int
+) -> Callable[[int], Awaitable[None]]:
+    """A slot that sends recorded episodes' requests back to back, each episode's in order."""
+
+    async def slot(index: int) -> None:
+        for turn in itertools.count(index, slots):
+            for role, body in chains[turn % len(chains)]:
+                await sdk_post(client, role, body)
+
+    return slot
+
+
+def bench_steady(slots: int, latency: float, window: float, warmup: float = 5.0, repeat: int = 1) -> dict[str, Any]:
+    """Steady state: ``slots`` slots each play episodes back to back; the server counts answers over a window.
+
+    The figure is calls in flight / slots (answers per second x latency / slots; 1.0 = every slot always
+    waiting on the server). Unlike ``throughput``, no episode's length sets the end of the run. Trustee is
+    compared, in the same run, with bare SDK loops sending Trustee's own recorded requests (each episode's in
+    order) on the SDK's default transport (httpx) and on its aiohttp option.
+    """
+    with FakeLLMServer(RealisticSimulator()) as recorder:
+        asyncio.run(_record_requests(recorder.base_url, slots))
+        chains = episode_chains(list(recorder.requests))
+    counter: Any = multiprocessing.get_context("fork").Value("q", 0)
+    runs: list[dict[str, Any]] = []
+
+    def figures(answers: int, elapsed: float, cpu: float) -> dict[str, float]:
+        return {
+            "calls_per_s": round(answers / elapsed, 1),
+            "fraction_of_ideal": round(answers / elapsed * latency / slots, 3),
+            "cpu_ms_per_call": round(cpu * 1000 / max(answers, 1), 3),
+        }
+
+    async def bare(base_url: str, transport: str) -> tuple[int, float, float]:
+        client = sdk_client(base_url, slots, transport)
+        try:
+            return await _measure_window(_steady_bare(client, chains, slots), slots, counter, warmup, window)
+        finally:
+            await client.close()
+
+    with server_process(latency, counter) as (base_url, _):
+        for _ in range(repeat):
+            runs.append(
+                {
+                    "load_average_1min": round(os.getloadavg()[0], 2),
+                    "bare_sdk_httpx": figures(*asyncio.run(bare(base_url, "httpx"))),
+                    "bare_sdk_aiohttp": figures(*asyncio.run(bare(base_url, "aiohttp"))),
+                    "trustee": figures(
+                        *asyncio.run(_measure_window(_steady_trustee(base_url, slots), slots, counter, warmup, window))
+                    ),
+                }
+            )
+
+    def median(who: str, name: str) -> float:
+        return round(statistics.median(run[who][name] for run in runs), 3)
+
+    whos = ("trustee", "bare_sdk_httpx", "bare_sdk_aiohttp")
+    return {
+        "slots": slots,
+        "latency_s": latency,
+        "window_s": window,
+        "repeat": repeat,
+        **{who: {name: median(who, name) for name in runs[0][who]} for who in whos},
+        "target_fraction_of_ideal": 0.85,
+        "runs": runs,
+    }
+
+
 def episode_model(index: int) -> str:
     """The model name episode ``index`` asks for: the scripted server ignores it, the bare loop groups by it."""
     return f"fake-model-{index}"
@@ -511,7 +645,7 @@ def bench_memory(sizes: tuple[int, ...]) -> dict[str, Any]:
     return out
 
 
-SECTIONS = ("overhead", "throughput", "throughput_1s", "replay", "memory")
+SECTIONS = ("overhead", "throughput", "throughput_1s", "steady_1s", "replay", "memory")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -524,16 +658,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=None, help="run only these sections")
     parser.add_argument("--profile", default=None, help="cProfile the Trustee run of `throughput` into this file")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved bare/Trustee runs per throughput section")
+    parser.add_argument("--window", type=float, default=20.0, help="seconds counted per steady_1s run")
     args = parser.parse_args(argv)
     quick = args.quick
     in_flight = 32 if quick else args.in_flight
     wanted = set(args.sections or SECTIONS)
     if quick and args.sections is None:
-        wanted.discard("throughput_1s")
+        wanted -= {"throughput_1s", "steady_1s"}
     runs = {
         "overhead": lambda: bench_overhead(40 if quick else 400),
         "throughput": lambda: bench_throughput(in_flight, args.latency, profile=args.profile, repeat=args.repeat),
         "throughput_1s": lambda: bench_throughput(in_flight, 1.0, repeat=args.repeat),
+        "steady_1s": lambda: bench_steady(in_flight, 1.0, 5.0 if quick else args.window, repeat=args.repeat),
         "replay": lambda: bench_replay(20 if quick else args.replay_episodes, args.replay_latency),
         "memory": lambda: bench_memory((16, 64) if quick else (16, 1024)),
     }
