@@ -21,6 +21,12 @@ same model as the policy (as ``trustee demo`` does):
 ``python -m trustee_env.serve.convert DIR``) with the command ``trustee serve --engine vllm`` runs;
 ``--base-url`` measures a server that already runs (e.g. one started with ``trustee serve``).
 
+``--grammar-first`` serves with ``ServerSpec(grammar_last=False)``: llama-cpp-python's own sampling order, the
+JSON grammar masking the whole vocabulary before each draw (the default checks the sampled token only, as
+llama-server does). ``server_profile`` splits
+the server's own time (llama.cpp's per-request ``llama_perf_context_print`` lines in its log) into prompt
+evaluation, decoding, and the rest (sampling, grammar, prompt-cache loads, Python), per decoded token.
+
 Usage: ``python benchmarks/bench_local_server.py [--episodes 20] [--engine llama-cpp-python|vllm] [--model M]``
 """
 
@@ -29,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -99,7 +106,15 @@ class Relay:
             return Reply(status=err.code, content=text)
         choice = data["choices"][0]
         content = (choice.get("message") or {}).get("content") or ""
-        self._keep({**record, "status": 200, "finish_reason": choice.get("finish_reason"), "content": content})
+        self._keep(
+            {
+                **record,
+                "status": 200,
+                "finish_reason": choice.get("finish_reason"),
+                "content": content,
+                "completion_tokens": (data.get("usage") or {}).get("completion_tokens"),
+            }
+        )
         return Reply(content=content, finish_reason=choice.get("finish_reason") or "stop")
 
 
@@ -109,7 +124,9 @@ def request_report(records: list[dict[str, Any]]) -> dict[str, Any]:
     unconstrained: list[str] = []
     outside: list[str] = []
     for record in records:
-        entry = roles.setdefault(record["role"], {"requests": 0, "http_errors": 0, "cut_off": 0, "chars": 0, "ws": 0})
+        entry = roles.setdefault(
+            record["role"], {"requests": 0, "http_errors": 0, "cut_off": 0, "chars": 0, "ws": 0, "tokens": []}
+        )
         entry["requests"] += 1
         if record["status"] != 200:
             entry["http_errors"] += 1
@@ -118,6 +135,8 @@ def request_report(records: list[dict[str, Any]]) -> dict[str, Any]:
             entry["cut_off"] += int(record["finish_reason"] == "length")
             entry["chars"] += len(record["content"])
             entry["ws"] += sum(char.isspace() for char in record["content"])
+            if record.get("completion_tokens") is not None:
+                entry["tokens"].append(record["completion_tokens"])
         if record["role"] == "policy":
             continue
         fmt = record["response_format"] or {}
@@ -128,6 +147,8 @@ def request_report(records: list[dict[str, Any]]) -> dict[str, Any]:
             outside.append(f"{record['role']}: {grammar_problems(schema)[0]}")
     for entry in roles.values():
         entry["whitespace_fraction"] = round(entry.pop("ws") / entry["chars"], 3) if entry["chars"] else None
+        tokens = entry.pop("tokens")
+        entry["mean_completion_tokens"] = round(sum(tokens) / len(tokens), 1) if tokens else None
     structured = [r for r in records if r["role"] != "policy" and r["status"] == 200]
     return {
         "per_role": roles,
@@ -171,6 +192,58 @@ def run_batch(
         "summaries": summaries,
         "requests": request_report(relay.records),
         "response_formats": list(formats.values()),
+    }
+
+
+_PERF = re.compile(
+    r"llama_perf_context_print:\s+(prompt eval|eval|total) time =\s*([\d.]+) ms /\s*(\d+) (?:tokens|runs)"
+)
+
+_GRAMMAR_LAST = re.compile(r"grammar-last: (\d+) tokens sampled, (\d+) redrawn")
+
+
+def server_profile(log: str) -> dict[str, Any]:
+    """Where the server's time went, from the ``llama_perf_context_print`` lines llama.cpp logs per request.
+
+    The llama-cpp-python server (verbose, its default) resets llama.cpp's counters at the start of each
+    completion and prints them at its end: prompt evaluation (ms / tokens), decoding (ms / runs: one run per
+    decoded token) and total (ms since the reset). ``other`` is total minus both: sampling, the JSON grammar,
+    prompt-cache restores and Python. llama.cpp prints a count of 0 as 1, so a prompt evaluation that took no
+    time (prompt entirely cached) counts 0 tokens here. Sampling grammar-last, the server also logs, per
+    constrained answer, how many sampled tokens the grammar rejected (each costs one full-vocabulary redraw).
+    """
+    requests = 0
+    prompt_ms = decode_ms = total_ms = 0.0
+    prompt_tokens = decode_tokens = 0
+    for match in _PERF.finditer(log):
+        kind, ms, count = match.group(1), float(match.group(2)), int(match.group(3))
+        if kind == "prompt eval":
+            prompt_ms += ms
+            prompt_tokens += count if ms > 0 else 0
+        elif kind == "eval":
+            decode_ms += ms
+            decode_tokens += count if ms > 0 else 0
+        else:
+            requests += 1
+            total_ms += ms
+    other_ms = total_ms - prompt_ms - decode_ms
+    counts = [(int(m.group(1)), int(m.group(2))) for m in _GRAMMAR_LAST.finditer(log)]
+    grammar_last = {}
+    if counts:
+        sampled, redrawn = sum(c[0] for c in counts), sum(c[1] for c in counts)
+        grammar_last = {"grammar_last_tokens": sampled, "grammar_last_redraw_fraction": round(redrawn / sampled, 3)}
+    return {
+        "requests": requests,
+        "prompt_tokens": prompt_tokens,
+        "prompt_eval_s": round(prompt_ms / 1e3, 2),
+        "prompt_tokens_per_s": round(prompt_tokens / (prompt_ms / 1e3), 1) if prompt_ms else None,
+        "decode_tokens": decode_tokens,
+        "decode_s": round(decode_ms / 1e3, 2),
+        "decode_tokens_per_s": round(decode_tokens / (decode_ms / 1e3), 1) if decode_ms else None,
+        "total_s": round(total_ms / 1e3, 2),
+        "other_s": round(other_ms / 1e3, 2),
+        "other_ms_per_decoded_token": round(other_ms / decode_tokens, 2) if decode_tokens else None,
+        **grammar_last,
     }
 
 
@@ -237,6 +310,11 @@ def main(argv: list[str] | None = None) -> int:
         default=ServerSpec().prompt_cache_mb,
         help="llama-cpp-python's RAM prompt cache (0 = off, the server as it was before the cache)",
     )
+    parser.add_argument(
+        "--grammar-first",
+        action="store_true",
+        help="llama-cpp-python: the JSON grammar masks the vocabulary before sampling (grammar_last=False)",
+    )
     parser.add_argument("--skip-slots", action="store_true")
     args = parser.parse_args(argv)
     options = {
@@ -268,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
                 model=args.model,
                 extra_args=list(args.engine_arg),
                 prompt_cache_mb=args.prompt_cache_mb,
+                grammar_last=not args.grammar_first,
             )
             if spec.engine == "vllm" and not args.model:
                 from trustee_env.serve.convert import export_hf_folder
@@ -279,8 +358,12 @@ def main(argv: list[str] | None = None) -> int:
             result["engine"] = spec.engine
             if spec.engine == "llama-cpp-python":
                 result["prompt_cache_mb"] = spec.prompt_cache_mb
+                result["grammar_last"] = spec.grammar_last
             result["startup_s"] = round(target.startup_s or 0.0, 2)
         batch = run_batch(target, list(range(args.episodes)), 1, tmp / "c1.jsonl", options, args.policy)
+    if isinstance(target, LocalServer):
+        result["server_log"] = str(target.log_path)
+        result["server_profile"] = server_profile(target.log_path.read_text(errors="replace"))
     result["requests"] = batch["requests"]
     result["response_formats"] = batch["response_formats"]
     summaries = batch["summaries"]

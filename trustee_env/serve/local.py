@@ -109,6 +109,9 @@ class ServerSpec:
     threads: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     alias: str = DEFAULT_MODEL_ALIAS
     prompt_cache_mb: int = 128  # llama-cpp-python: KV states kept for prefix reuse (0 = off; logprobs need 0)
+    grammar_last: bool = True
+    """llama-cpp-python: check the JSON grammar after sampling, as ``llama-server`` does, instead of over the whole
+    vocabulary before it (``serve/llama_cpp_server.py``; False passes it ``--grammar-first``)."""
     extra_args: list[str] = field(default_factory=list)
     """Passed to the engine as they are, after Trustee's own (e.g. ``--gpu-memory-utilization 0.3`` for vLLM)."""
     threads_given: bool = False
@@ -193,9 +196,7 @@ def build_command(spec: ServerSpec) -> list[str]:
             *spec.extra_args,
         ]
     return [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
+        *_python_server_launcher(spec.grammar_last),
         "--model",
         model_path,
         "--model_alias",
@@ -237,6 +238,16 @@ def first_error_line(log: str) -> str | None:
             if pattern.search(line):
                 return line[:500]
     return None
+
+
+LLAMA_CPP_SERVER = Path(__file__).with_name("llama_cpp_server.py")
+
+
+def _python_server_launcher(grammar_last: bool) -> list[str]:
+    """llama-cpp-python's server, run through ``llama_cpp_server.py`` (by path, so the server process imports
+    nothing of Trustee): grammar-last sampling unless ``grammar_last`` is False, and a check that this llama.cpp
+    build runs the model (it falls back from AMX where a VM advertises AMX and faults on it; see that file)."""
+    return [sys.executable, str(LLAMA_CPP_SERVER), *([] if grammar_last else ["--grammar-first"])]
 
 
 def _python_server_cache_args(megabytes: int) -> list[str]:
