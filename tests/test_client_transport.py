@@ -211,3 +211,13 @@ def test_a_dropped_connection_is_retried_then_typed() -> None:
             _ask(_client(server.base_url))
         assert len(server.requests) == 3  # max_retries=2
     assert isinstance(caught.value.__cause__, openai.APIConnectionError)
+
+
+def test_proxy_settings_from_the_environment_apply(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As with the SDK's httpx client: HTTP_PROXY carries the request (here to a host that does not resolve)."""
+    with FakeLLMServer(lambda role, request: {"text": "via proxy"}) as proxy:
+        for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", proxy.base_url.removesuffix("/v1"))
+        assert _ask(_client("http://trustee-proxy-test.invalid/v1")).text == "via proxy"
+        assert len(proxy.requests) == 1

@@ -152,7 +152,8 @@ class Transport:
             keepalive_timeout=KEEPALIVE_S,
             ssl=ssl_context(secure) if secure else False,
         )
-        self.session = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
+        # trust_env: HTTP(S)_PROXY and NO_PROXY apply, as they do to the SDK's httpx client.
+        self.session = aiohttp.ClientSession(connector=connector, timeout=self.timeout, trust_env=True)
 
     async def post(self, content: bytes, role: str, limit: int) -> bytes:
         """Send one request body; returns the answer's bytes.
