@@ -54,7 +54,7 @@ def test_faulted_trajectory_cannot_be_rescored(fake_server) -> None:
 
 
 def test_old_untyped_lines_still_read_and_dict_access_is_deprecated(tmp_path) -> None:
-    from trustee_env.trajectory import Trajectory
+    from trustee_env.trajectory import TornLineWarning, Trajectory
 
     path = tmp_path / "old.jsonl"
     path.write_text(
@@ -62,7 +62,8 @@ def test_old_untyped_lines_still_read_and_dict_access_is_deprecated(tmp_path) ->
         '{"seed": 4, "reward": 0.0, "sim_fault": {"role": "tool", "reason": "timeout", "attempts": 3}}\n'
         '{"seed": 5, "rew'  # a torn last line from a crash
     )
-    first, second = read_trajectories(path)
+    with pytest.warns(TornLineWarning, match="old.jsonl:3: skipped an unreadable line"):
+        first, second = read_trajectories(path)
     assert isinstance(first, Trajectory) and first.schema_version == 1 and first.reward == 1.0
     assert second.sim_fault is not None and second.sim_fault.reason == "timeout" and not second.success
     with pytest.warns(DeprecationWarning, match="attribute access"):
