@@ -221,3 +221,17 @@ def test_proxy_settings_from_the_environment_apply(monkeypatch: pytest.MonkeyPat
         monkeypatch.setenv("HTTP_PROXY", proxy.base_url.removesuffix("/v1"))
         assert _ask(_client("http://trustee-proxy-test.invalid/v1")).text == "via proxy"
         assert len(proxy.requests) == 1
+
+
+def test_no_proxy_exempts_a_host_and_the_scheme_picks_the_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trustee_env.llm.transport import environment_proxy
+
+    for name in ("NO_PROXY", "no_proxy", "http_proxy", "https_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    assert environment_proxy("http://api.example/v1") == "http://proxy.example:3128"
+    assert environment_proxy("http://127.0.0.1:8000/v1") is None
+    assert environment_proxy("https://api.example/v1") is None  # no HTTPS_PROXY set
+    monkeypatch.setenv("ALL_PROXY", "http://all.example:8080")
+    assert environment_proxy("https://api.example/v1") == "http://all.example:8080"
