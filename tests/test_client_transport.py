@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -31,6 +32,16 @@ def _client(base_url: str, **options: Any) -> LLMClient:
     return LLMClient("tool", endpoint)
 
 
+def _then_ok(*replies: Any) -> Callable[[str, dict[str, Any]], Any]:
+    """A handler that answers with ``replies`` in turn, then ``{"text": "ok"}`` to every later request."""
+    pending = list(replies)
+
+    def handler(role: str, request: dict[str, Any]) -> Any:
+        return pending.pop(0) if pending else {"text": "ok"}
+
+    return handler
+
+
 def _ask(client: LLMClient, usage: Usage | None = None) -> Answer:
     messages = [{"role": "user", "content": "hi"}]
     return asyncio.run(client.structured(messages, Answer, seed=1, usage=usage or Usage()))
@@ -48,12 +59,7 @@ def test_answer_headers_and_body_reach_the_server() -> None:
 
 
 def test_retryable_status_is_retried_then_succeeds() -> None:
-    replies = [Reply(status=429), Reply(status=503)]
-
-    def handler(role: str, request: dict[str, Any]) -> Any:
-        return replies.pop(0) if replies else {"text": "ok"}
-
-    with FakeLLMServer(handler) as server:
+    with FakeLLMServer(_then_ok(Reply(status=429), Reply(status=503))) as server:
         usage = Usage()
         assert _ask(_client(server.base_url), usage).text == "ok"
     assert usage.roles["tool"].retries == 2
@@ -92,12 +98,7 @@ def test_refused_connection_is_typed() -> None:
 def test_retry_after_is_honoured() -> None:
     import time
 
-    replies = [Reply(status=429, headers={"Retry-After": "1"})]
-
-    def handler(role: str, request: dict[str, Any]) -> Any:
-        return replies.pop(0) if replies else {"text": "ok"}
-
-    with FakeLLMServer(handler) as server:
+    with FakeLLMServer(_then_ok(Reply(status=429, headers={"Retry-After": "1"}))) as server:
         began = time.monotonic()
         assert _ask(_client(server.base_url)).text == "ok"
         waited = time.monotonic() - began
@@ -136,12 +137,7 @@ def test_an_answer_larger_than_the_limit_is_not_read_and_is_re_asked() -> None:
     from trustee_env.llm.client import answer_byte_limit
 
     limit = answer_byte_limit(512)  # the tool role's max_tokens in _client
-    replies: list[Any] = [{"text": "x" * (limit + 10)}]
-
-    def handler(role: str, request: dict[str, Any]) -> Any:
-        return replies.pop(0) if replies else {"text": "ok"}
-
-    with FakeLLMServer(handler) as server:
+    with FakeLLMServer(_then_ok({"text": "x" * (limit + 10)})) as server:
         usage = Usage()
         assert _ask(_client(server.base_url, max_tokens=512), usage).text == "ok"
         repair = server.requests[-1][1]["messages"][-1]["content"]
@@ -197,12 +193,7 @@ def test_sessions_close_when_their_loop_ends() -> None:
 
 
 def test_a_dropped_connection_is_retried_then_typed() -> None:
-    replies = [Reply(drop_connection=True)]
-
-    def handler(role: str, request: dict[str, Any]) -> Any:
-        return replies.pop(0) if replies else {"text": "ok"}
-
-    with FakeLLMServer(handler) as server:
+    with FakeLLMServer(_then_ok(Reply(drop_connection=True))) as server:
         usage = Usage()
         assert _ask(_client(server.base_url), usage).text == "ok"
         assert usage.roles["tool"].retries == 1
