@@ -3,21 +3,13 @@ and the server's own count is what the figures are made of (sizes only, never sp
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
-ROOT = Path(__file__).resolve().parent.parent
+from script_modules import ROOT, load_script
 
 
 def _bench_env() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_env", ROOT / "benchmarks" / "bench_env.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_env"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "benchmarks" / "bench_env.py")
 
 
 def test_steady_section_counts_the_server_answers_of_every_client() -> None:

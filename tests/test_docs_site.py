@@ -17,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from script_modules import load_script
 
 from trustee_env import cli, errors
 from trustee_env.config import RoleOverride, TrusteeConfig
@@ -28,11 +29,7 @@ needs_mkdocs = pytest.mark.skipif(not HAS_MKDOCS, reason='needs mkdocs and mkdoc
 
 
 def _gen_docs() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_docs", DOCS / "hooks" / "gen_docs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(DOCS / "hooks" / "gen_docs.py")
 
 
 def _generated(page: str, name: str) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from script_modules import ROOT, load_script
 
 from trustee_env.serve.local import LLAMA_CPP_SERVER, LocalServer, ServerSpec, build_command, bundled_gguf
 
@@ -32,19 +33,6 @@ SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 PROMPT = "Describe a household chore as JSON with a name, a priority, a count, some tags and whether it is urgent."
-
-
-def _bench_local_server() -> Any:
-    import importlib.util
-    import sys
-
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_local_server.py"
-    spec = importlib.util.spec_from_file_location("bench_local_server", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_local_server"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _messages(text: str = PROMPT) -> list[dict[str, str]]:
@@ -214,7 +202,8 @@ def test_real_server_with_grammar_last_answers_schema_valid_json(tmp_path: Path)
                 choices.append(json.loads(response.read())["choices"][0])
         log = server.log_path.read_text(errors="replace")
     assert "grammar-last sampling installed" in log
-    profile = _bench_local_server().server_profile(log)  # the benchmark's reading of llama.cpp's own timings
+    bench = load_script(ROOT / "benchmarks" / "bench_local_server.py")
+    profile = bench.server_profile(log)  # the benchmark's reading of llama.cpp's own timings
     assert profile["requests"] >= 2 and profile["decode_tokens"] > 0 and profile["prompt_tokens"] > 0, profile
     assert profile["grammar_last_tokens"] > 0 and 0 <= profile["grammar_last_redraw_fraction"] <= 1, profile
     counts = re.search(r"grammar-last: (\d+) tokens sampled", log)

@@ -9,10 +9,8 @@ and the update has a signal; ``reward_mode="ternary"`` with the floor cap keeps 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import math
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,18 +20,15 @@ import pytest
 torch = pytest.importorskip("torch", reason="the trainer tests need the 'train' extra")
 pytest.importorskip("transformers", reason="the trainer tests need the 'train' extra")
 
+from script_modules import load_script  # noqa: E402
+
 from trustee_env.testing import FakeLLMServer, ScriptedSimulator  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "train_grpo.py"
 
 
 def _load_trainer() -> Any:
-    spec = importlib.util.spec_from_file_location("train_grpo", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["train_grpo"] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_script(EXAMPLE)  # registered in sys.modules: dataclasses resolve annotations there
 
 
 @pytest.fixture(scope="module")

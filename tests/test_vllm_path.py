@@ -20,6 +20,7 @@ from typing import Any
 
 import gymnasium as gym
 import pytest
+from script_modules import load_script
 
 from trustee_env.catalog import Catalog
 from trustee_env.config import EndpointConfig
@@ -473,14 +474,7 @@ def test_bench_relay_records_every_request_and_reports_per_role(
     fake_server: Callable[..., FakeLLMServer], tmp_path: Path
 ) -> None:
     """benchmarks/bench_local_server.py's relay in front of a scripted "real" server: what the vLLM check reads."""
-    import importlib.util as util
-
-    spec = util.spec_from_file_location(
-        "bench_local_server", Path(__file__).parent.parent / "benchmarks/bench_local_server.py"
-    )
-    assert spec is not None and spec.loader is not None
-    bench = util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script(Path(__file__).parent.parent / "benchmarks/bench_local_server.py")
     upstream = fake_server(ScriptedSimulator())
     options = {"tool_format": "hermes", "max_steps": 2, "policy": {"max_tokens": 40}}
     catalog = str(Path(__file__).parent / "data" / "mock_catalog.json")
