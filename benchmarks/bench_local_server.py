@@ -23,9 +23,9 @@ same model as the policy (as ``trustee demo`` does):
 
 ``--grammar-first`` serves with ``ServerSpec(grammar_last=False)``: llama-cpp-python's own sampling order, the
 JSON grammar masking the whole vocabulary before each draw (the default checks the sampled token only, as
-llama-server does). ``server_profile`` splits
-the server's own time (llama.cpp's per-request ``llama_perf_context_print`` lines in its log) into prompt
-evaluation, decoding, and the rest (sampling, grammar, prompt-cache loads, Python), per decoded token.
+llama-server does). ``server_profile`` splits the server's own time (llama.cpp's per-request
+``llama_perf_context_print`` lines in its log) into prompt evaluation, decoding, and the rest (sampling,
+grammar, prompt-cache loads, Python), per decoded token.
 
 Usage: ``python benchmarks/bench_local_server.py [--episodes 20] [--engine llama-cpp-python|vllm] [--model M]``
 """

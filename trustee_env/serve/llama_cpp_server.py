@@ -48,7 +48,6 @@ __all__ = [
     "disable_extra_buffers",
     "extra_buffers_work",
     "install",
-    "installed",
     "main",
     "uninstall",
 ]
@@ -197,11 +196,6 @@ def uninstall() -> None:
     if _original_init_sampler is not None:
         llama_cpp.Llama._init_sampler = _original_init_sampler  # type: ignore[method-assign]
         _original_init_sampler = None
-
-
-def installed() -> bool:
-    """Whether grammar-last sampling is in effect in this process."""
-    return _original_init_sampler is not None
 
 
 def disable_extra_buffers() -> None:
