@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from typing import Any
 
 import gymnasium as gym
@@ -33,11 +34,13 @@ def _queuing_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "queuing behind its concurrency limit" in r.getMessage()]
 
 
-def test_queuing_behind_a_low_limit_is_logged_once_and_counted(make_env, caplog) -> None:
-    first = make_env(concurrency=2)
-    server_url = first.unwrapped.config.base_url
-    envs = [first] + [make_env(server=make_env.server, concurrency=2) for _ in range(5)]
-    make_env.server.latency_s = 0.05  # every call takes a while: six episodes contend for two slots
+def test_queuing_behind_a_low_limit_is_logged_once_and_counted(make_env, fake_server, caplog) -> None:
+    server = fake_server()
+    # Limiters are per URL and process-wide, and the OS reuses ports: a path of its own keeps an earlier test's
+    # limiter (with a higher limit, or its one warning already given) off this server's URL.
+    server_url = f"{server.base_url}/{uuid.uuid4().hex}"
+    envs = [make_env(base_url=server_url, concurrency=2) for _ in range(6)]
+    server.latency_s = 0.05  # every call takes a while: six episodes contend for two slots
 
     async def run() -> list[dict[str, Any]]:
         return await asyncio.gather(*(_play(env, seed) for seed, env in enumerate(envs)))
